@@ -41,13 +41,17 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-RUNNING, CONVERGED, STALLED, DIVERGED = 0, 1, 2, 3
-_STATUS = {CONVERGED: "converged", STALLED: "stalled", DIVERGED: "diverged"}
+RUNNING, CONVERGED, STALLED, DIVERGED, OVERFLOW = 0, 1, 2, 3, 4
+_STATUS = {CONVERGED: "converged", STALLED: "stalled", DIVERGED: "diverged", OVERFLOW: "overflow"}
 _STATS_CHUNK_ROWS = 65536
 _POWER_ITERATIONS = 20
 _MAX_STEP_REDUCTIONS = 5
 # Full batch: epochs without a change above rounding before stopping at the floor.
-_FLOOR_EPOCHS = 2
+_FLOOR_EPOCHS = 5
+_GRADIENT_FLOOR_EPS = 10
+# Relative objective changes below this many epsilons are rounding noise.
+_ROUNDING_EPS = 16
+_GRADIENT_PROGRESS = 0.99  # a new gradient-norm low must beat the old by 1%
 
 _traces = collections.Counter()
 
@@ -80,13 +84,19 @@ def _gradient(X, s, m, d, S, alpha, V, R):
 
 
 def _objective(s, S, alpha, d, V, R):
-    """J summed over targets, from V and its residual R."""
-    fit = tf.reduce_sum(s[:, None] * tf.square(R)) / S
-    return fit + alpha * tf.reduce_sum(tf.square(V / d[:, None]))
+    """J of each target, shape (k,), from V and its residual R."""
+    fit = tf.reduce_sum(s[:, None] * tf.square(R), axis=0) / S
+    return fit + alpha * tf.reduce_sum(tf.square(V / d[:, None]), axis=0)
 
 
-def _converged(G, threshold):
-    return tf.reduce_all(tf.norm(G, axis=0) <= threshold)
+def _converged(G, J, tol):
+    """Whether ``||g|| <= tol * sqrt(J)`` for every target.
+
+    Both sides are in units of y, so the rule does not depend on the scale of X
+    or y, and ``(J - J*) / J <= tol^2 / (2 mu)``, mu the smallest curvature in
+    the preconditioned coordinates.
+    """
+    return tf.reduce_all(tf.norm(G, axis=0) <= tol * tf.sqrt(J))
 
 
 def _column_dot(A, B):
@@ -102,24 +112,28 @@ def _stats(X, Y, s, fit_intercept, alpha):
     n, p = tf.shape(X)[0], tf.shape(X)[1]
     dtype = X.dtype
     S = tf.reduce_sum(s)
-    m = tf.where(fit_intercept, tf.linalg.matvec(X, s, transpose_a=True) / S, tf.zeros([p], dtype))
+    mean = tf.linalg.matvec(X, s, transpose_a=True) / S
     ybar = tf.where(
         fit_intercept,
         tf.linalg.matvec(Y, s, transpose_a=True) / S,
         tf.zeros([tf.shape(Y)[1]], dtype),
     )
 
-    # Second central moments in row blocks: exact centring, bounded temporaries.
+    # Variances in row blocks: exact centring, bounded temporaries. Scaling by the
+    # spread, not the second moment, also without an intercept: a column's offset
+    # then becomes one large eigenvalue (which CG removes in one step) instead of
+    # shrinking its variation until it is collinear with the other offsets.
     def body(start, acc):
         Xb = X[start : start + _STATS_CHUNK_ROWS]
         sb = s[start : start + _STATS_CHUNK_ROWS]
         return start + _STATS_CHUNK_ROWS, acc + tf.linalg.matvec(
-            tf.square(Xb - m), sb, transpose_a=True
+            tf.square(Xb - mean), sb, transpose_a=True
         )
 
     _, moment = tf.while_loop(lambda start, _: start < n, body, (0, tf.zeros([p], dtype)))
     d = tf.sqrt(moment / S + alpha)
-    d = tf.where((d > 0) & tf.math.is_finite(d), d, tf.ones_like(d))
+    d = tf.where(d > 0, d, tf.ones_like(d))  # a constant column with alpha = 0
+    m = tf.where(fit_intercept, mean, tf.zeros_like(mean))
     return m, d, ybar, S
 
 
@@ -127,12 +141,7 @@ def _start(X, Yc, s, m, d, S, alpha, V):
     _traces["start"] += 1
     R = _forward(X, m, d, V) - Yc
     G = _gradient(X, s, m, d, S, alpha, V, R)
-    G_null = tf.cond(
-        tf.reduce_all(tf.equal(V, 0)),
-        lambda: G,
-        lambda: (2.0 / S) * _backward(X, m, d, -s[:, None] * Yc),
-    )
-    return R, G, tf.norm(G_null, axis=0), _objective(s, S, alpha, d, V, R)
+    return R, G, _objective(s, S, alpha, d, V, R)
 
 
 def _full_batch(
@@ -152,7 +161,8 @@ def _full_batch(
     n_epochs,
     conjugate,
     eta0,
-    threshold,
+    tol,
+    limit,
     stall_rtol,
     n_iter_no_change,
 ):
@@ -164,7 +174,7 @@ def _full_batch(
     def _refresh(V, P):
         R = _forward(X, m, d, V) - Yc
         G = _gradient(X, s, m, d, S, alpha, V, R)
-        return R, G, tf.where(_converged(G, threshold), P, -G)
+        return R, G, tf.where(_converged(G, _objective(s, S, alpha, d, V, R), tol), P, -G)
 
     def step(i, V, R, G, P, best, n_bad, objectives, status):
         Q = _forward(X, m, d, P)
@@ -187,18 +197,25 @@ def _full_batch(
         # Before claiming convergence, replace the updated residual (which drifts
         # by rounding) with an exact one and check the gradient again.
         R, G_new, P = tf.cond(
-            _converged(G_new, threshold),
+            _converged(G_new, _objective(s, S, alpha, d, V, R), tol),
             lambda: _refresh(V, P),
             lambda: (R, G_new, P),
         )
-        objective = _objective(s, S, alpha, d, V, R)
+        J = _objective(s, S, alpha, d, V, R)
+        objective = tf.reduce_sum(J)
         objectives = objectives.write(i, objective)
-        improved = objective < best - stall_rtol * tf.abs(best)
+        # best = (lowest objective, lowest gradient norm). At the rounding floor
+        # neither improves; in flat directions the objective may stop changing
+        # while the gradient still falls, which is progress, not a floor.
+        grad = tf.reduce_max(tf.norm(G_new, axis=0))
+        improved = (objective < best[0] - stall_rtol * tf.abs(best[0])) | (
+            grad < best[1] * _GRADIENT_PROGRESS
+        )
         n_bad = tf.where(improved, 0, n_bad + 1)
-        best = tf.minimum(best, objective)
-        status = tf.where(_converged(G_new, threshold), CONVERGED, RUNNING)
+        best = tf.minimum(best, tf.stack([objective, grad]))
+        status = tf.where(_converged(G_new, J, tol), CONVERGED, RUNNING)
         status = tf.where(n_bad >= n_iter_no_change, STALLED, status)
-        status = tf.where(tf.math.is_finite(objective), status, DIVERGED)
+        status = tf.where(tf.math.is_finite(objective) & (objective <= limit), status, DIVERGED)
         return i + 1, V, R, G_new, P, best, n_bad, objectives, status
 
     i, V, R, G, P, best, n_bad, objectives, status = tf.while_loop(
@@ -216,23 +233,23 @@ def _minibatch_epoch(X, Yc, s, m, d, S, alpha, V, order, offsets, eta):
     n = tf.cast(tf.shape(X)[0], dtype)
     n_batches = tf.shape(offsets)[0] - 1
 
-    def step(j, V, fit_sum, G_sum):
+    def step(j, V, fit_sums, G_sum):
         rows = order[offsets[j] : offsets[j + 1]]
         Xb, Yb, sb = tf.gather(X, rows), tf.gather(Yc, rows), tf.gather(s, rows)
         Rb = _forward(Xb, m, d, V) - Yb
         # n / (n_b S) makes the batch gradient an unbiased estimate of the full one.
         scale = 2.0 * n / (tf.cast(tf.shape(rows)[0], dtype) * S)
         Gb = scale * _backward(Xb, m, d, sb[:, None] * Rb) + 2.0 * alpha * V / tf.square(d)[:, None]
-        fit_sum = fit_sum + tf.reduce_sum(sb[:, None] * tf.square(Rb)) / S
-        return j + 1, V - eta * Gb, fit_sum, G_sum + Gb
+        fit_sums = fit_sums + tf.reduce_sum(sb[:, None] * tf.square(Rb), axis=0) / S
+        return j + 1, V - eta * Gb, fit_sums, G_sum + Gb
 
-    _, V, fit_sum, G_sum = tf.while_loop(
+    _, V, fit_sums, G_sum = tf.while_loop(
         lambda j, *_: j < n_batches,
         step,
-        (0, V, tf.zeros([], dtype), tf.zeros_like(V)),
+        (0, V, tf.zeros([tf.shape(V)[1]], dtype), tf.zeros_like(V)),
     )
-    objective = fit_sum + alpha * tf.reduce_sum(tf.square(V / d[:, None]))
-    return V, objective, tf.norm(G_sum / tf.cast(n_batches, dtype), axis=0)
+    J = fit_sums + alpha * tf.reduce_sum(tf.square(V / d[:, None]), axis=0)
+    return V, J, G_sum / tf.cast(n_batches, dtype)
 
 
 def _smoothness(X, s, m, d, S, alpha):
@@ -273,50 +290,43 @@ def _kernels(dtype):
     """Compile the kernels for one float dtype (cached: one trace per dtype)."""
     mat = tf.TensorSpec([None, None], dtype)
     vec = tf.TensorSpec([None], dtype)
-    scalar = tf.TensorSpec([], dtype)
+    num = tf.TensorSpec([], dtype)
     ints = tf.TensorSpec([None], tf.int64)
-    integer = tf.TensorSpec([], tf.int32)
+    count = tf.TensorSpec([], tf.int32)
     flag = tf.TensorSpec([], tf.bool)
+    signatures = {
+        _stats: [mat, mat, vec, flag, num],
+        _start: [mat, mat, vec, vec, vec, num, num, mat],
+        # X, Yc, s, m, d, S, alpha, V, R, G, P, best, n_bad, n_epochs,
+        # conjugate, eta0, tol, limit, stall_rtol, n_iter_no_change
+        _full_batch: [
+            mat,
+            mat,
+            vec,
+            vec,
+            vec,
+            num,
+            num,
+            mat,
+            mat,
+            mat,
+            mat,
+            vec,
+            count,
+            count,
+            flag,
+            num,
+            num,
+            num,
+            num,
+            count,
+        ],  # fmt: skip
+        _minibatch_epoch: [mat, mat, vec, vec, vec, num, num, mat, ints, ints, num],
+        _smoothness: [mat, vec, vec, vec, num, num],
+    }
     return {
-        "stats": tf.function(
-            _stats, autograph=False, input_signature=[mat, mat, vec, flag, scalar]
-        ),
-        "start": tf.function(
-            _start, autograph=False, input_signature=[mat, mat, vec, vec, vec, scalar, scalar, mat]
-        ),
-        "full_batch": tf.function(
-            _full_batch,
-            autograph=False,
-            input_signature=[
-                mat,
-                mat,
-                vec,
-                vec,
-                vec,
-                scalar,
-                scalar,
-                mat,
-                mat,
-                mat,
-                mat,
-                scalar,
-                integer,
-                integer,
-                flag,
-                scalar,
-                vec,
-                scalar,
-                integer,
-            ],
-        ),
-        "minibatch_epoch": tf.function(
-            _minibatch_epoch,
-            autograph=False,
-            input_signature=[mat, mat, vec, vec, vec, scalar, scalar, mat, ints, ints, scalar],
-        ),
-        "smoothness": tf.function(
-            _smoothness, autograph=False, input_signature=[mat, vec, vec, vec, scalar, scalar]
-        ),
+        fn.__name__.lstrip("_"): tf.function(fn, autograph=False, input_signature=signature)
+        for fn, signature in signatures.items()
     }
 
 
@@ -333,7 +343,7 @@ class TrainResult(NamedTuple):
     n_steps: int
     loss_curve: np.ndarray  # J after each epoch
     grad_norm: float  # largest per-target gradient norm at the end (preconditioned)
-    status: str  # "converged", "stalled", "max_iter" or "diverged"
+    status: str  # "converged", "stalled", "max_iter", "diverged" or "overflow"
 
 
 def _batch_learning_rate(kernels, tensors, n_samples, batch_size):
@@ -383,11 +393,14 @@ def train(
     max_iter : int
         Most epochs (full passes) to run.
     tol : float or None
-        Stop when every target's gradient norm is at most ``tol`` times its
-        norm at ``coef = 0``; for mini-batches also when the epoch objective
-        improves by less than ``tol`` (relative) for ``n_iter_no_change``
-        epochs. None runs ``max_iter`` epochs (full batch still stops when the
-        objective no longer changes in floating point).
+        Stop when every target's gradient norm (preconditioned coordinates)
+        is at most ``tol * sqrt(J)``, raised to 10 machine epsilons of the
+        dtype (1.2e-6 in float32, the accuracy of a computed gradient). With
+        mini-batches (whose epoch gradient is a mean of batch gradients) also
+        stop when the epoch objective improves by less than ``tol`` (relative)
+        for ``n_iter_no_change`` epochs. None runs ``max_iter`` epochs; a
+        full-batch fit still stops once neither the objective nor the gradient
+        improves beyond rounding for 5 epochs.
     learning_rate : {"auto", "constant"}
         Step rule; see the module docstring.
     eta0 : float
@@ -404,8 +417,8 @@ def train(
     n_iter_no_change : int
         Mini-batch epochs without improvement that count as a stall.
     report : callable or None
-        ``report(epoch, objective, grad_norm, coef, intercept)``, called every
-        ``report_every`` epochs and at the last epoch.
+        ``report(epoch, objective, grad_norm, coef, intercept, elapsed)``,
+        called every ``report_every`` epochs and at the last epoch.
     report_every : int
         Report period in epochs; 0 disables reports and lets a full-batch fit
         run in one compiled call.
@@ -420,103 +433,79 @@ def train(
     Y = tf.convert_to_tensor(Y, dtype=dtype)
     s = tf.convert_to_tensor(sample_weight, dtype=dtype)
     n_samples, n_features = (int(v) for v in X.shape)
-    n_targets = int(Y.shape[1])
     alpha_t = tf.constant(alpha, dtype)
+    eps = float(np.finfo(dtype.as_numpy_dtype).eps)
+    tol_t = tf.constant(0.0 if tol is None else max(tol, _GRADIENT_FLOOR_EPS * eps), dtype)
 
     m, d, ybar, S = kernels["stats"](X, Y, s, tf.constant(bool(fit_intercept)), alpha_t)
     Yc = Y - ybar[None, :]
     if coef_init is None:
-        V = tf.zeros([n_features, n_targets], dtype)
+        V = tf.zeros([n_features, int(Y.shape[1])], dtype)
     else:
         V = tf.convert_to_tensor(coef_init, dtype=dtype) * d[:, None]
-    R, G, g_null, objective = kernels["start"](X, Yc, s, m, d, S, alpha_t, V)
-    threshold = (0.0 if tol is None else tol) * g_null
-    eps = float(np.finfo(dtype.as_numpy_dtype).eps)
+    R, G, J = kernels["start"](X, Yc, s, m, d, S, alpha_t, V)
+    losses = []
+    status = CONVERGED if bool(_converged(G, J, tol_t)) else RUNNING
+    if not all(bool(tf.reduce_all(tf.math.is_finite(t))) for t in (m, d, ybar, G, J)):
+        status = OVERFLOW
+    # An objective ten times its starting value is no longer a descent.
+    limit = tf.constant(10.0, dtype) * tf.reduce_sum(J)
+    started = time.perf_counter()
 
     def to_user_units(V):
         W = (V / d[:, None]).numpy()
         return W, ybar.numpy() - m.numpy() @ W
 
-    started = time.perf_counter()
-    losses = []
+    def maybe_report(status, G, V):
+        n_done = len(losses)
+        if report is not None and (
+            status != RUNNING or n_done % report_every == 0 or n_done == max_iter
+        ):
+            grad = float(tf.reduce_max(tf.norm(G, axis=0)))
+            report(n_done, losses[-1], grad, *to_user_units(V), time.perf_counter() - started)
+
     if epochs is None:
         # Full batch: chunks of report_every epochs (all of max_iter when silent).
-        chunk = report_every if report_every else max_iter
+        chunk = report_every if report is not None and report_every else max_iter
         P = -G
-        best = tf.reduce_sum(objective)
+        best = tf.stack([tf.reduce_sum(J), tf.reduce_max(tf.norm(G, axis=0))])
         n_bad = tf.constant(0)
-        status = CONVERGED if bool(tf.reduce_all(tf.norm(G, axis=0) <= threshold)) else RUNNING
         while status == RUNNING and len(losses) < max_iter:
-            n_run = min(chunk, max_iter - len(losses))
             V, R, G, P, best, n_bad, chunk_losses, status = kernels["full_batch"](
-                X,
-                Yc,
-                s,
-                m,
-                d,
-                S,
-                alpha_t,
-                V,
-                R,
-                G,
-                P,
-                best,
-                n_bad,
-                tf.constant(n_run),
+                X, Yc, s, m, d, S, alpha_t, V, R, G, P, best, n_bad,
+                tf.constant(min(chunk, max_iter - len(losses))),
                 tf.constant(learning_rate == "auto"),
                 tf.constant(eta0, dtype),
-                threshold,
-                # Below this relative change the objective is rounding noise.
-                tf.constant(16 * eps, dtype),
+                tol_t,
+                limit,
+                tf.constant(_ROUNDING_EPS * eps, dtype),
                 tf.constant(_FLOOR_EPOCHS),
-            )
+            )  # fmt: skip
             losses.extend(chunk_losses.numpy().tolist())
             status = int(status)
-            if report is not None and (status != RUNNING or len(losses) % chunk == 0):
-                report(
-                    len(losses),
-                    losses[-1],
-                    float(tf.reduce_max(tf.norm(G, axis=0))),
-                    *to_user_units(V),
-                    time.perf_counter() - started,
-                )
+            maybe_report(status, G, V)
         n_steps = len(losses)
-        grad_norm = tf.norm(G, axis=0)
     else:
+        eta = eta0
         if learning_rate == "auto":
             eta = _batch_learning_rate(kernels, (X, s, m, d, S, alpha_t), n_samples, batch_size)
-        else:
-            eta = eta0
-        eta_t = tf.constant(eta, dtype)
-        status, n_steps, n_bad, best = RUNNING, 0, 0, float(tf.reduce_sum(objective))
-        n_reductions = 0
-        grad_norm = tf.norm(G, axis=0)
-        if bool(tf.reduce_all(grad_norm <= threshold)):
-            status = CONVERGED
-        for batches in epochs:
-            if status != RUNNING or len(losses) >= max_iter:
-                break
-            batches = list(batches)
-            offsets = np.concatenate([[0], np.cumsum([len(b) for b in batches])])
-            V, objective, grad_norm = kernels["minibatch_epoch"](
-                X,
-                Yc,
-                s,
-                m,
-                d,
-                S,
-                alpha_t,
-                V,
+        n_steps, n_bad, n_reductions, best = 0, 0, 0, float(tf.reduce_sum(J))
+        epochs = iter(epochs)
+        while status == RUNNING and len(losses) < max_iter:
+            batches = list(next(epochs))
+            offsets = np.cumsum([0] + [len(b) for b in batches])
+            V, J, G = kernels["minibatch_epoch"](
+                X, Yc, s, m, d, S, alpha_t, V,
                 tf.constant(np.concatenate(batches), tf.int64),
                 tf.constant(offsets, tf.int64),
-                eta_t,
-            )
-            objective = float(objective)
+                tf.constant(eta, dtype),
+            )  # fmt: skip
+            objective = float(tf.reduce_sum(J))
             losses.append(objective)
             n_steps += len(batches)
-            if not np.isfinite(objective):
+            if not objective <= float(limit):  # also catches NaN
                 status = DIVERGED
-            elif bool(tf.reduce_all(grad_norm <= threshold)):
+            elif bool(_converged(G, J, tol_t)):
                 status = CONVERGED
             elif tol is not None:
                 n_bad = 0 if objective < best - tol * abs(best) else n_bad + 1
@@ -524,21 +513,10 @@ def train(
                 if n_bad >= n_iter_no_change:
                     if learning_rate == "auto" and n_reductions < _MAX_STEP_REDUCTIONS:
                         # A stall at a constant step is its noise floor: shrink the step.
-                        eta_t, n_reductions, n_bad = eta_t / 5, n_reductions + 1, 0
+                        eta, n_reductions, n_bad = eta / 5, n_reductions + 1, 0
                     else:
                         status = STALLED
-            if (
-                report is not None
-                and report_every
-                and (status != RUNNING or len(losses) % report_every == 0)
-            ):
-                report(
-                    len(losses),
-                    objective,
-                    float(tf.reduce_max(grad_norm)),
-                    *to_user_units(V),
-                    time.perf_counter() - started,
-                )
+            maybe_report(status, G, V)
 
     coef, intercept = to_user_units(V)
     return TrainResult(
@@ -547,6 +525,6 @@ def train(
         n_epochs=len(losses),
         n_steps=n_steps,
         loss_curve=np.asarray(losses, dtype=np.float64),
-        grad_norm=float(tf.reduce_max(grad_norm)) if n_features else 0.0,
+        grad_norm=float(tf.reduce_max(tf.norm(G, axis=0))) if n_features else 0.0,
         status=_STATUS.get(status, "max_iter"),
     )

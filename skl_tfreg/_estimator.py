@@ -51,7 +51,8 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
         Stopping tolerance. Training stops when the gradient norm of ``J`` (in
         the preconditioned coordinates) is at most ``tol`` times its norm at
         ``coef_ = 0``, the stopping rule by gradient norm; the default is tight
-        enough that float64 fits agree with Ridge to about 1e-9. With mini-batches it
+        enough that float64 fits agree with Ridge to about 1e-9. In float32 the
+        rule uses ``max(tol, 1.2e-6)``, the accuracy of a float32 gradient. With mini-batches it
         also stops when the epoch's objective has improved by less than
         ``tol`` (relative) for 5 epochs, as SGDRegressor does. ``None`` turns
         both rules off and runs ``max_iter`` epochs, except that a full-batch
@@ -183,8 +184,6 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=X.dtype, ensure_non_negative=True
         )
-        if not sample_weight.sum() > 0:
-            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
         if coef_init is not None and coef_init.shape[0] != X.shape[1]:
             raise ValueError(
                 f"warm_start=True but X has {X.shape[1]} features while the previous fit "
@@ -229,6 +228,11 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
 
     def _check_result(self, result, dtype):
         finite = np.all(np.isfinite(result.coef)) and np.all(np.isfinite(result.intercept))
+        if result.status == "overflow":
+            raise ValueError(
+                f"The values of X, y or sample_weight overflow {np.dtype(dtype).name} when "
+                "squared and summed; rescale them or pass float64 data."
+            )
         if result.status == "diverged" or not finite:
             if self.learning_rate == "constant":
                 hint = f"lower eta0 (now {self.eta0}) or use learning_rate='auto'"

@@ -1,0 +1,104 @@
+"""The TensorFlow kernel against numpy re-derivations of the same steps."""
+
+import numpy as np
+import pytest
+
+from skl_tfreg import _core, iter_epochs
+
+
+def _preconditioner(X, y, s, alpha):
+    S = s.sum()
+    m = s @ X / S
+    d = np.sqrt(s @ (X - m) ** 2 / S + alpha)
+    return m, d, s @ y / S, S
+
+
+def _data(rng, n=40, p=3):
+    X = rng.normal(size=(n, p)) * [1.0, 100.0, 0.01] + [5.0, -300.0, 0.0]
+    y = X @ np.array([1.0, 0.02, 30.0]) + 1.0 + rng.normal(size=n)
+    s = rng.uniform(0.5, 2.0, size=n)
+    return X, y, s
+
+
+def test_one_constant_step_matches_numpy(rng):
+    X, y, s = _data(rng)
+    alpha, eta0 = 0.1, 0.05
+    res = _core.train(X, y[:, None], s, alpha=alpha, fit_intercept=True, max_iter=1, tol=None,
+                      learning_rate="constant", eta0=eta0)
+    m, d, ybar, S = _preconditioner(X, y, s, alpha)
+    A = (X - m) / d
+    grad0 = -(2 / S) * A.T @ (s * (y - ybar))  # gradient at V = 0
+    w = (-eta0 * grad0) / d
+    np.testing.assert_allclose(res.coef[:, 0], w, rtol=1e-12)
+    np.testing.assert_allclose(res.intercept[0], ybar - m @ w, rtol=1e-12)
+    r = X @ w + ybar - m @ w - y
+    expected = (s * r * r).sum() / S + alpha * w @ w
+    np.testing.assert_allclose(res.loss_curve, [expected], rtol=1e-12)
+    assert res.n_epochs == res.n_steps == 1
+
+
+def test_minibatch_epoch_follows_the_generator_order(rng):
+    X, y, s = _data(rng, n=11)
+    alpha, eta = 0.01, 0.02
+    batches = [list(e) for e in iter_epochs(11, 4, n_epochs=2, shuffle=True, random_state=5)]
+    res = _core.train(X, y[:, None], s, alpha=alpha, fit_intercept=True, max_iter=2, tol=None,
+                      learning_rate="constant", eta0=eta, epochs=iter(batches), batch_size=4)
+    m, d, ybar, S = _preconditioner(X, y, s, alpha)
+    A, yc, v = (X - m) / d, y - ybar, np.zeros(3)
+    for epoch in batches:
+        for rows in epoch:
+            r = A[rows] @ v - yc[rows]
+            scale = 2 * len(y) / (len(rows) * S)
+            v = v - eta * (scale * A[rows].T @ (s[rows] * r) + 2 * alpha * v / d**2)
+    np.testing.assert_allclose(res.coef[:, 0], v / d, rtol=1e-11)
+    assert res.n_epochs == 2 and res.n_steps == 6
+
+
+def test_conjugate_gradient_terminates_in_p_steps(rng):
+    # In exact arithmetic CG on a p-dimensional quadratic ends in at most p steps.
+    X, y, s = _data(rng, n=200)
+    res = _core.train(X, y[:, None], s, alpha=1e-3, fit_intercept=True, max_iter=50, tol=1e-12)
+    assert res.status == "converged"
+    assert res.n_epochs <= X.shape[1] + 1
+    assert np.all(np.diff(res.loss_curve) <= 1e-12 * res.loss_curve[0])  # monotone
+
+
+def test_reporting_in_chunks_changes_nothing(rng):
+    X, y, s = _data(rng, n=300, p=3)
+    kw = dict(alpha=1e-3, fit_intercept=True, max_iter=7, tol=None,
+              learning_rate="constant", eta0=0.1)
+    silent = _core.train(X, y[:, None], s, **kw)
+    seen = []
+    chunked = _core.train(X, y[:, None], s, report=lambda *a: seen.append(a[0]),
+                          report_every=3, **kw)
+    np.testing.assert_array_equal(silent.coef, chunked.coef)
+    np.testing.assert_array_equal(silent.loss_curve, chunked.loss_curve)
+    assert seen == [3, 6, 7]
+
+
+def test_multiple_targets_are_independent_problems(rng):
+    X, y, s = _data(rng, n=100)
+    Y = np.column_stack([y, -2 * y + X[:, 0], np.zeros_like(y)])
+    both = _core.train(X, Y, s, alpha=1e-2, fit_intercept=True, max_iter=100, tol=1e-12)
+    for k in range(3):
+        one = _core.train(X, Y[:, [k]], s, alpha=1e-2, fit_intercept=True, max_iter=100,
+                          tol=1e-12)
+        np.testing.assert_allclose(both.coef[:, k], one.coef[:, 0], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernels_trace_once_per_dtype_across_shapes(rng, dtype):
+    def fit(n, p, batch_size=None):
+        X = rng.normal(size=(n, p)).astype(dtype)
+        y = rng.normal(size=(n, 1)).astype(dtype)
+        epochs = None if batch_size is None else iter_epochs(n, batch_size, random_state=0)
+        _core.train(X, y, np.ones(n, dtype), alpha=1e-3, fit_intercept=True, max_iter=5,
+                    tol=1e-6, epochs=epochs, batch_size=batch_size)
+
+    fit(20, 3)
+    fit(20, 3, batch_size=4)  # warm-up: the first fit of each mode may trace
+    before = _core.trace_count()
+    for n, p in [(5, 1), (50, 7), (300, 2), (17, 40), (1, 3)]:
+        fit(n, p)
+        fit(n, p, batch_size=2)
+    assert _core.trace_count() == before
