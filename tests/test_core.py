@@ -23,8 +23,17 @@ def _data(rng, n=40, p=3):
 def test_one_constant_step_matches_numpy(rng):
     X, y, s = _data(rng)
     alpha, eta0 = 0.1, 0.05
-    res = _core.train(X, y[:, None], s, alpha=alpha, fit_intercept=True, max_iter=1, tol=None,
-                      learning_rate="constant", eta0=eta0)
+    res = _core.train(
+        X,
+        y[:, None],
+        s,
+        alpha=alpha,
+        fit_intercept=True,
+        max_iter=1,
+        tol=None,
+        learning_rate="constant",
+        eta0=eta0,
+    )
     m, d, ybar, S = _preconditioner(X, y, s, alpha)
     A = (X - m) / d
     grad0 = -(2 / S) * A.T @ (s * (y - ybar))  # gradient at V = 0
@@ -41,8 +50,19 @@ def test_minibatch_epoch_follows_the_generator_order(rng):
     X, y, s = _data(rng, n=11)
     alpha, eta = 0.01, 0.02
     batches = [list(e) for e in iter_epochs(11, 4, n_epochs=2, shuffle=True, random_state=5)]
-    res = _core.train(X, y[:, None], s, alpha=alpha, fit_intercept=True, max_iter=2, tol=None,
-                      learning_rate="constant", eta0=eta, epochs=iter(batches), batch_size=4)
+    res = _core.train(
+        X,
+        y[:, None],
+        s,
+        alpha=alpha,
+        fit_intercept=True,
+        max_iter=2,
+        tol=None,
+        learning_rate="constant",
+        eta0=eta,
+        epochs=iter(batches),
+        batch_size=4,
+    )
     m, d, ybar, S = _preconditioner(X, y, s, alpha)
     A, yc, v = (X - m) / d, y - ybar, np.zeros(3)
     for epoch in batches:
@@ -65,12 +85,14 @@ def test_conjugate_gradient_terminates_in_p_steps(rng):
 
 def test_reporting_in_chunks_changes_nothing(rng):
     X, y, s = _data(rng, n=300, p=3)
-    kw = dict(alpha=1e-3, fit_intercept=True, max_iter=7, tol=None,
-              learning_rate="constant", eta0=0.1)
+    kw = dict(
+        alpha=1e-3, fit_intercept=True, max_iter=7, tol=None, learning_rate="constant", eta0=0.1
+    )
     silent = _core.train(X, y[:, None], s, **kw)
     seen = []
-    chunked = _core.train(X, y[:, None], s, report=lambda *a: seen.append(a[0]),
-                          report_every=3, **kw)
+    chunked = _core.train(
+        X, y[:, None], s, report=lambda *a: seen.append(a[0]), report_every=3, **kw
+    )
     np.testing.assert_array_equal(silent.coef, chunked.coef)
     np.testing.assert_array_equal(silent.loss_curve, chunked.loss_curve)
     assert seen == [3, 6, 7]
@@ -81,8 +103,7 @@ def test_multiple_targets_are_independent_problems(rng):
     Y = np.column_stack([y, -2 * y + X[:, 0], np.zeros_like(y)])
     both = _core.train(X, Y, s, alpha=1e-2, fit_intercept=True, max_iter=100, tol=1e-12)
     for k in range(3):
-        one = _core.train(X, Y[:, [k]], s, alpha=1e-2, fit_intercept=True, max_iter=100,
-                          tol=1e-12)
+        one = _core.train(X, Y[:, [k]], s, alpha=1e-2, fit_intercept=True, max_iter=100, tol=1e-12)
         np.testing.assert_allclose(both.coef[:, k], one.coef[:, 0], rtol=1e-9, atol=1e-12)
 
 
@@ -92,8 +113,17 @@ def test_kernels_trace_once_per_dtype_across_shapes(rng, dtype):
         X = rng.normal(size=(n, p)).astype(dtype)
         y = rng.normal(size=(n, 1)).astype(dtype)
         epochs = None if batch_size is None else iter_epochs(n, batch_size, random_state=0)
-        _core.train(X, y, np.ones(n, dtype), alpha=1e-3, fit_intercept=True, max_iter=5,
-                    tol=1e-6, epochs=epochs, batch_size=batch_size)
+        _core.train(
+            X,
+            y,
+            np.ones(n, dtype),
+            alpha=1e-3,
+            fit_intercept=True,
+            max_iter=5,
+            tol=1e-6,
+            epochs=epochs,
+            batch_size=batch_size,
+        )
 
     fit(20, 3)
     fit(20, 3, batch_size=4)  # warm-up: the first fit of each mode may trace

@@ -214,9 +214,11 @@ def test_non_finite_input_is_refused_before_training(rng, bad, where):
 
 @pytest.mark.parametrize(
     "weights, match",
-    [(-np.ones(10), "Negative values in data passed to `sample_weight`"),
-     (np.zeros(10), "at least one non-zero"),
-     (np.ones(9), "sample_weight.shape")],
+    [
+        (-np.ones(10), "Negative values in data passed to `sample_weight`"),
+        (np.zeros(10), "at least one non-zero"),
+        (np.ones(9), "sample_weight.shape"),
+    ],
 )
 def test_bad_weights_are_named(rng, weights, match):
     with pytest.raises(ValueError, match=match):
@@ -225,9 +227,15 @@ def test_bad_weights_are_named(rng, weights, match):
 
 @pytest.mark.parametrize(
     "params, match",
-    [({"alpha": -1.0}, "alpha"), ({"max_iter": 0}, "max_iter"), ({"tol": -1.0}, "tol"),
-     ({"batch_size": 0}, "batch_size"), ({"batch_size": "big"}, "batch_size"),
-     ({"learning_rate": "optimal"}, "learning_rate"), ({"eta0": 0.0}, "eta0")],
+    [
+        ({"alpha": -1.0}, "alpha"),
+        ({"max_iter": 0}, "max_iter"),
+        ({"tol": -1.0}, "tol"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": "big"}, "batch_size"),
+        ({"learning_rate": "optimal"}, "learning_rate"),
+        ({"eta0": 0.0}, "eta0"),
+    ],
 )
 def test_bad_parameters_are_named(rng, params, match):
     with pytest.raises(ValueError, match=match):
