@@ -6,29 +6,42 @@ signature, so it is traced once per dtype and reused by every later fit.
 
 Mathematics
 -----------
-The objective, for ``n_targets`` columns of ``Y`` summed, is::
+The objective, for the ``n_targets`` columns of ``Y`` (one term each), is::
 
     J(W, b) = sum_i s_i ||x_i W + b - y_i||^2 / sum_i s_i + alpha ||W||_F^2
 
-Training runs in preconditioned coordinates: with ``m`` the weighted column
-means (zero without an intercept) and ``d_j = sqrt(var_j + alpha)``, the rows
-``a_i = (x_i - m) / d`` are centred and scaled, ``W = V / d`` and
-``b = ybar - m W``. Centring decouples the intercept exactly (its optimum is the
-weighted mean of ``y``, which is why the bias moves at once even on unscaled X),
-and the scaling makes every diagonal entry of the Hessian equal to 2. Neither
-changes the minimiser: ``coef`` and ``intercept`` are returned in the caller's
-units. ``A = (X - 1 m^T) diag(1/d)`` is never formed; products with it are
-computed from ``X`` itself, so no copy of ``X`` is made.
+Training runs in preconditioned coordinates. With ``mean`` the weighted column
+means and ``d_j = sqrt(var_j + alpha)``, the scaled variables are ``V = W * d``
+and the rows are ``a_i = (x_i - m) / d``, where ``m = mean`` with an intercept
+and ``m = 0`` without one. With an intercept, centring decouples it exactly: its
+optimum is the weighted mean of ``y``, which is why the bias moves at once even
+on unscaled X, and the Hessian has every diagonal entry equal to 2. Without an
+intercept the Hessian is that matrix plus the rank-one term ``2 mu mu^T``,
+``mu = mean / d``; the preconditioner ``M^-1 = I - mu mu^T / (1 + ||mu||^2)``
+(Sherman-Morrison) removes it, so column offsets cost nothing either. None of
+this changes the minimiser: ``coef`` and ``intercept`` come back in the caller's
+units. ``A`` is never formed; products with it are computed from ``X`` itself,
+so no copy of ``X`` is made.
 
 Steps
 -----
-Full batch, ``learning_rate="auto"``: conjugate gradient directions with the
-exact line-search step ``-g.p / p^T H p`` (Polak-Ribiere+), the step size a
-quadratic objective gives in closed form. Full batch, ``"constant"``: steepest
-descent with step ``eta0``. Mini-batches: ``V -= eta * g_B`` with an unbiased
-batch gradient; ``"auto"`` starts at ``eta = 1 / (2 L(b))``, ``L(b)`` the expected
-smoothness of ``b``-row batches (Gower et al., 2019), and divides it by 5 when
-the epoch objective stalls (SGDRegressor's "adaptive" rule), at most 5 times.
+Full batch, ``learning_rate="auto"``: preconditioned conjugate-gradient
+directions with the exact line-search step ``-g.p / p^T H p`` (Polak-Ribiere+),
+the step a quadratic objective gives in closed form. Full batch,
+``"constant"``: preconditioned steepest descent with step ``eta0``. Mini-batches:
+``V -= eta * M^-1 g_B`` with an unbiased batch gradient; ``"auto"`` starts at
+``eta = 1 / (2 L(b))``, ``L(b)`` the expected smoothness of ``b``-row batches
+(Gower et al., 2019), and divides it by 5 when the epoch objective stalls
+(SGDRegressor's "adaptive" rule), at most 5 times.
+
+Stopping
+--------
+Converged when ``sqrt(g^T M^-1 g) <= tol * sqrt(J)`` for every target: both
+sides are in units of y, and the relative gap ``(J - J*) / J`` is at most about
+``tol^2 / (2 lambda_min)``. Below ten machine epsilons a computed gradient is
+rounding noise, so ``tol`` is raised to that; a full-batch fit also stops when
+neither the objective nor the gradient has improved beyond rounding for 5
+epochs (the floor of float32).
 """
 
 from __future__ import annotations
@@ -46,12 +59,11 @@ _STATUS = {CONVERGED: "converged", STALLED: "stalled", DIVERGED: "diverged", OVE
 _STATS_CHUNK_ROWS = 65536
 _POWER_ITERATIONS = 20
 _MAX_STEP_REDUCTIONS = 5
-# Full batch: epochs without a change above rounding before stopping at the floor.
-_FLOOR_EPOCHS = 5
-_GRADIENT_FLOOR_EPS = 10
-# Relative objective changes below this many epsilons are rounding noise.
-_ROUNDING_EPS = 16
-_GRADIENT_PROGRESS = 0.99  # a new gradient-norm low must beat the old by 1%
+_FLOOR_EPOCHS = 5  # full batch: epochs without progress beyond rounding before stopping
+_GRADIENT_FLOOR_EPS = 10  # tol is at least this many epsilons of the dtype
+_ROUNDING_EPS = 16  # relative objective changes below this many epsilons are noise
+_GRADIENT_PROGRESS = 0.99  # a new gradient-norm low must beat the old one by 1%
+_DIVERGENCE_FACTOR = 10.0  # an objective this many times its start is not descending
 
 _traces = collections.Counter()
 
@@ -61,46 +73,67 @@ def trace_count():
     return sum(_traces.values())
 
 
+class Problem(NamedTuple):
+    """The tensors every kernel reads: data, weights and the preconditioner."""
+
+    X: tf.Tensor  # (n, p) the caller's data, as given
+    Yc: tf.Tensor  # (n, k) targets minus ybar
+    s: tf.Tensor  # (n,) sample weights
+    m: tf.Tensor  # (p,) centre of the rows: the weighted mean, or 0 without intercept
+    d: tf.Tensor  # (p,) scale of the columns, sqrt(var + alpha)
+    mu: tf.Tensor  # (p,) mean / d without intercept (the rank-one term), else 0
+    S: tf.Tensor  # () sum of the weights
+    alpha: tf.Tensor  # () the L2 penalty
+
+
 # ----------------------------------------------------------------------------
-# Linear algebra with the implicit preconditioned matrix A = (X - 1 m^T) / d.
+# Linear algebra with the implicit matrix A = (X - 1 m^T) / d.
 
 
-def _forward(X, m, d, V):
-    """Return ``A @ V``, shape (n, k), computed from X without centring it."""
-    W = V / d[:, None]
-    return tf.matmul(X, W) - tf.matmul(m[None, :], W)
+def _forward(pb, X, V):
+    """Return ``A @ V`` for rows ``X`` of the problem, shape (n, k)."""
+    W = V / pb.d[:, None]
+    return tf.matmul(X, W) - tf.matmul(pb.m[None, :], W)
 
 
-def _backward(X, m, d, U):
-    """Return ``A.T @ U``, shape (p, k)."""
+def _backward(pb, X, U):
+    """Return ``A.T @ U`` for rows ``X`` of the problem, shape (p, k)."""
     XtU = tf.matmul(X, U, transpose_a=True)
-    return (XtU - m[:, None] * tf.reduce_sum(U, axis=0)[None, :]) / d[:, None]
+    return (XtU - pb.m[:, None] * tf.reduce_sum(U, axis=0)[None, :]) / pb.d[:, None]
 
 
-def _gradient(X, s, m, d, S, alpha, V, R):
+def _penalty_gradient(pb, V):
+    return 2.0 * pb.alpha * V / tf.square(pb.d)[:, None]
+
+
+def _gradient(pb, V, R):
     """Gradient of J with respect to V, given the residual ``R = A V - Yc``."""
-    data = _backward(X, m, d, s[:, None] * R)
-    return (2.0 / S) * data + 2.0 * alpha * V / tf.square(d)[:, None]
+    return (2.0 / pb.S) * _backward(pb, pb.X, pb.s[:, None] * R) + _penalty_gradient(pb, V)
 
 
-def _objective(s, S, alpha, d, V, R):
+def _objective(pb, V, R):
     """J of each target, shape (k,), from V and its residual R."""
-    fit = tf.reduce_sum(s[:, None] * tf.square(R), axis=0) / S
-    return fit + alpha * tf.reduce_sum(tf.square(V / d[:, None]), axis=0)
+    fit = tf.reduce_sum(pb.s[:, None] * tf.square(R), axis=0) / pb.S
+    return fit + pb.alpha * tf.reduce_sum(tf.square(V / pb.d[:, None]), axis=0)
 
 
-def _converged(G, J, tol):
-    """Whether ``||g|| <= tol * sqrt(J)`` for every target.
-
-    Both sides are in units of y, so the rule does not depend on the scale of X
-    or y, and ``(J - J*) / J <= tol^2 / (2 mu)``, mu the smallest curvature in
-    the preconditioned coordinates.
-    """
-    return tf.reduce_all(tf.norm(G, axis=0) <= tol * tf.sqrt(J))
+def _precondition(pb, G):
+    """Return ``M^-1 G`` with ``M = I + mu mu^T`` (Sherman-Morrison)."""
+    mu = pb.mu[:, None]
+    return G - mu * tf.reduce_sum(mu * G, axis=0) / (1.0 + tf.reduce_sum(tf.square(mu)))
 
 
 def _column_dot(A, B):
     return tf.reduce_sum(A * B, axis=0)
+
+
+def _gradient_norm(G, Z):
+    """Per-target preconditioned gradient norm ``sqrt(g^T M^-1 g)``."""
+    return tf.sqrt(tf.maximum(_column_dot(G, Z), 0.0))
+
+
+def _converged(G, Z, J, tol):
+    return tf.reduce_all(_gradient_norm(G, Z) <= tol * tf.sqrt(J))
 
 
 # ----------------------------------------------------------------------------
@@ -108,21 +141,14 @@ def _column_dot(A, B):
 
 
 def _stats(X, Y, s, fit_intercept, alpha):
+    """Weighted means and scales: the preconditioner, in one pass plus a blocked one."""
     _traces["stats"] += 1
     n, p = tf.shape(X)[0], tf.shape(X)[1]
-    dtype = X.dtype
     S = tf.reduce_sum(s)
     mean = tf.linalg.matvec(X, s, transpose_a=True) / S
-    ybar = tf.where(
-        fit_intercept,
-        tf.linalg.matvec(Y, s, transpose_a=True) / S,
-        tf.zeros([tf.shape(Y)[1]], dtype),
-    )
+    ybar = tf.linalg.matvec(Y, s, transpose_a=True) / S
 
-    # Variances in row blocks: exact centring, bounded temporaries. Scaling by the
-    # spread, not the second moment, also without an intercept: a column's offset
-    # then becomes one large eigenvalue (which CG removes in one step) instead of
-    # shrinking its variation until it is collinear with the other offsets.
+    # Variances in row blocks: exact centring with bounded temporaries.
     def body(start, acc):
         Xb = X[start : start + _STATS_CHUNK_ROWS]
         sb = s[start : start + _STATS_CHUNK_ROWS]
@@ -130,91 +156,71 @@ def _stats(X, Y, s, fit_intercept, alpha):
             tf.square(Xb - mean), sb, transpose_a=True
         )
 
-    _, moment = tf.while_loop(lambda start, _: start < n, body, (0, tf.zeros([p], dtype)))
+    _, moment = tf.while_loop(lambda start, _: start < n, body, (0, tf.zeros([p], X.dtype)))
     d = tf.sqrt(moment / S + alpha)
     d = tf.where(d > 0, d, tf.ones_like(d))  # a constant column with alpha = 0
-    m = tf.where(fit_intercept, mean, tf.zeros_like(mean))
-    return m, d, ybar, S
+    zeros = tf.zeros_like(mean)
+    m = tf.where(fit_intercept, mean, zeros)
+    mu = tf.where(fit_intercept, zeros, mean / d)
+    return m, d, mu, tf.where(fit_intercept, ybar, tf.zeros_like(ybar)), S
 
 
-def _start(X, Yc, s, m, d, S, alpha, V):
+def _start(pb, V):
+    """Residual, gradient and objective at V."""
     _traces["start"] += 1
-    R = _forward(X, m, d, V) - Yc
-    G = _gradient(X, s, m, d, S, alpha, V, R)
-    return R, G, _objective(s, S, alpha, d, V, R)
+    R = _forward(pb, pb.X, V) - pb.Yc
+    return R, _gradient(pb, V, R), _objective(pb, V, R)
 
 
-def _full_batch(
-    X,
-    Yc,
-    s,
-    m,
-    d,
-    S,
-    alpha,
-    V,
-    R,
-    G,
-    P,
-    best,
-    n_bad,
-    n_epochs,
-    conjugate,
-    eta0,
-    tol,
-    limit,
-    stall_rtol,
-    n_iter_no_change,
-):
+def _full_batch(pb, V, R, G, P, best, n_bad, n_epochs, conjugate, eta0, tol, limit, floor_rtol):
     """Run up to ``n_epochs`` full-gradient steps in one graph, stopping by rule."""
     _traces["full_batch"] += 1
-    dtype = X.dtype
-    objectives = tf.TensorArray(dtype, size=n_epochs)
+    objectives = tf.TensorArray(pb.X.dtype, size=n_epochs)
 
-    def _refresh(V, P):
-        R = _forward(X, m, d, V) - Yc
-        G = _gradient(X, s, m, d, S, alpha, V, R)
-        return R, G, tf.where(_converged(G, _objective(s, S, alpha, d, V, R), tol), P, -G)
+    def refresh(V, Z, P):
+        # The updated residual drifts by rounding: recompute it before trusting it.
+        R = _forward(pb, pb.X, V) - pb.Yc
+        G = _gradient(pb, V, R)
+        Z_new = _precondition(pb, G)
+        return R, G, Z_new, tf.where(_converged(G, Z_new, _objective(pb, V, R), tol), P, -Z_new)
 
     def step(i, V, R, G, P, best, n_bad, objectives, status):
-        Q = _forward(X, m, d, P)
-        curvature = (2.0 / S) * _column_dot(s[:, None] * Q, Q) + 2.0 * alpha * tf.reduce_sum(
-            tf.square(P / d[:, None]), axis=0
+        Z = _precondition(pb, G)
+        Q = _forward(pb, pb.X, P)
+        curvature = (2.0 / pb.S) * _column_dot(pb.s[:, None] * Q, Q) + 2.0 * pb.alpha * (
+            tf.reduce_sum(tf.square(P / pb.d[:, None]), axis=0)
         )
         exact = tf.math.divide_no_nan(-_column_dot(G, P), curvature)
         eta = tf.where(conjugate, exact, eta0 * tf.ones_like(exact))
         V = V + eta[None, :] * P
         R = R + eta[None, :] * Q
-        G_new = _gradient(X, s, m, d, S, alpha, V, R)
-        beta = tf.maximum(
-            tf.math.divide_no_nan(_column_dot(G_new, G_new - G), _column_dot(G, G)), 0.0
+        G_new = _gradient(pb, V, R)
+        Z_new = _precondition(pb, G_new)
+        R, G_new, Z_new, P = tf.cond(
+            _converged(G_new, Z_new, _objective(pb, V, R), tol),
+            lambda: refresh(V, Z_new, P),
+            lambda: (R, G_new, Z_new, P),
         )
-        beta = tf.where(conjugate, beta, tf.zeros_like(beta))
-        P = -G_new + beta[None, :] * P
+        beta = tf.math.divide_no_nan(_column_dot(Z_new, G_new - G), _column_dot(Z, G))
+        beta = tf.where(conjugate, tf.maximum(beta, 0.0), tf.zeros_like(beta))
+        P = -Z_new + beta[None, :] * P
         # Restart from steepest descent wherever P stopped being a descent direction.
-        P = tf.where((_column_dot(G_new, P) < 0)[None, :], P, -G_new)
+        P = tf.where((_column_dot(G_new, P) < 0)[None, :], P, -Z_new)
 
-        # Before claiming convergence, replace the updated residual (which drifts
-        # by rounding) with an exact one and check the gradient again.
-        R, G_new, P = tf.cond(
-            _converged(G_new, _objective(s, S, alpha, d, V, R), tol),
-            lambda: _refresh(V, P),
-            lambda: (R, G_new, P),
-        )
-        J = _objective(s, S, alpha, d, V, R)
+        J = _objective(pb, V, R)
         objective = tf.reduce_sum(J)
         objectives = objectives.write(i, objective)
         # best = (lowest objective, lowest gradient norm). At the rounding floor
         # neither improves; in flat directions the objective may stop changing
         # while the gradient still falls, which is progress, not a floor.
-        grad = tf.reduce_max(tf.norm(G_new, axis=0))
-        improved = (objective < best[0] - stall_rtol * tf.abs(best[0])) | (
+        grad = tf.reduce_max(_gradient_norm(G_new, Z_new))
+        improved = (objective < best[0] - floor_rtol * tf.abs(best[0])) | (
             grad < best[1] * _GRADIENT_PROGRESS
         )
         n_bad = tf.where(improved, 0, n_bad + 1)
         best = tf.minimum(best, tf.stack([objective, grad]))
-        status = tf.where(_converged(G_new, J, tol), CONVERGED, RUNNING)
-        status = tf.where(n_bad >= n_iter_no_change, STALLED, status)
+        status = tf.where(_converged(G_new, Z_new, J, tol), CONVERGED, RUNNING)
+        status = tf.where(n_bad >= _FLOOR_EPOCHS, STALLED, status)
         status = tf.where(tf.math.is_finite(objective) & (objective <= limit), status, DIVERGED)
         return i + 1, V, R, G_new, P, best, n_bad, objectives, status
 
@@ -226,63 +232,66 @@ def _full_batch(
     return V, R, G, P, best, n_bad, objectives.stack()[:i], status
 
 
-def _minibatch_epoch(X, Yc, s, m, d, S, alpha, V, order, offsets, eta):
-    """One epoch of mini-batch steps; batch j is ``order[offsets[j]:offsets[j+1]]``."""
+def _minibatch_epoch(pb, V, order, offsets, eta):
+    """One epoch of mini-batch steps; batch j is ``order[offsets[j]:offsets[j+1]]``.
+
+    Returns V, the epoch's objective per target (mean of the batch objectives
+    seen) and the mean batch gradient.
+    """
     _traces["minibatch_epoch"] += 1
-    dtype = X.dtype
-    n = tf.cast(tf.shape(X)[0], dtype)
+    dtype = pb.X.dtype
+    n = tf.cast(tf.shape(pb.X)[0], dtype)
     n_batches = tf.shape(offsets)[0] - 1
 
     def step(j, V, fit_sums, G_sum):
         rows = order[offsets[j] : offsets[j + 1]]
-        Xb, Yb, sb = tf.gather(X, rows), tf.gather(Yc, rows), tf.gather(s, rows)
-        Rb = _forward(Xb, m, d, V) - Yb
+        Xb, Yb, sb = tf.gather(pb.X, rows), tf.gather(pb.Yc, rows), tf.gather(pb.s, rows)
+        Rb = _forward(pb, Xb, V) - Yb
         # n / (n_b S) makes the batch gradient an unbiased estimate of the full one.
-        scale = 2.0 * n / (tf.cast(tf.shape(rows)[0], dtype) * S)
-        Gb = scale * _backward(Xb, m, d, sb[:, None] * Rb) + 2.0 * alpha * V / tf.square(d)[:, None]
-        fit_sums = fit_sums + tf.reduce_sum(sb[:, None] * tf.square(Rb), axis=0) / S
-        return j + 1, V - eta * Gb, fit_sums, G_sum + Gb
+        scale = 2.0 * n / (tf.cast(tf.shape(rows)[0], dtype) * pb.S)
+        Gb = scale * _backward(pb, Xb, sb[:, None] * Rb) + _penalty_gradient(pb, V)
+        fit_sums += tf.reduce_sum(sb[:, None] * tf.square(Rb), axis=0) / pb.S
+        return j + 1, V - eta * _precondition(pb, Gb), fit_sums, G_sum + Gb
 
     _, V, fit_sums, G_sum = tf.while_loop(
         lambda j, *_: j < n_batches,
         step,
         (0, V, tf.zeros([tf.shape(V)[1]], dtype), tf.zeros_like(V)),
     )
-    J = fit_sums + alpha * tf.reduce_sum(tf.square(V / d[:, None]), axis=0)
+    J = fit_sums + pb.alpha * tf.reduce_sum(tf.square(V / pb.d[:, None]), axis=0)
     return V, J, G_sum / tf.cast(n_batches, dtype)
 
 
-def _smoothness(X, s, m, d, S, alpha):
-    """Largest Hessian eigenvalue (power iteration) and the largest one-row curvature."""
+def _smoothness(pb):
+    """Largest eigenvalue of ``M^-1 H`` (power iteration) and the largest one-row one."""
     _traces["smoothness"] += 1
-    dtype = X.dtype
-    n, p = tf.shape(X)[0], tf.shape(X)[1]
-    reg = 2.0 * alpha / tf.square(d)
+    dtype = pb.X.dtype
+    n, p = tf.shape(pb.X)[0], tf.shape(pb.X)[1]
 
-    def hessian_times(v):
-        Av = _forward(X, m, d, v[:, None])
-        return (2.0 / S) * _backward(X, m, d, s[:, None] * Av)[:, 0] + reg * v
-
-    def power(_, v, lam):
-        w = hessian_times(v)
+    def power(i, v, lam):
+        Av = _forward(pb, pb.X, v)
+        w = _precondition(pb, (2.0 / pb.S) * _backward(pb, pb.X, pb.s[:, None] * Av))
+        w += _precondition(pb, _penalty_gradient(pb, v))
         lam = tf.norm(w)
-        return _ + 1, tf.math.divide_no_nan(w, lam), lam
+        return i + 1, tf.math.divide_no_nan(w, lam), lam
 
-    v0 = tf.ones([p], dtype) / tf.sqrt(tf.cast(p, dtype))
+    v0 = tf.ones([p, 1], dtype) / tf.sqrt(tf.cast(p, dtype))
     _, _, lam = tf.while_loop(
         lambda i, *_: i < _POWER_ITERATIONS, power, (0, v0, tf.zeros([], dtype))
     )
 
+    # a^T M^-1 a = ||a||^2 - (a.mu)^2 / (1 + ||mu||^2), for each row, in blocks.
+    shrink = 1.0 + tf.reduce_sum(tf.square(pb.mu))
+
     def row_max(start, acc):
-        Ab = (X[start : start + _STATS_CHUNK_ROWS] - m) / d
-        sb = s[start : start + _STATS_CHUNK_ROWS]
-        return start + _STATS_CHUNK_ROWS, tf.maximum(
-            acc, tf.reduce_max(sb * tf.reduce_sum(tf.square(Ab), axis=1))
-        )
+        A = (pb.X[start : start + _STATS_CHUNK_ROWS] - pb.m) / pb.d
+        sb = pb.s[start : start + _STATS_CHUNK_ROWS]
+        norms = tf.reduce_sum(tf.square(A), axis=1) - tf.square(tf.linalg.matvec(A, pb.mu)) / shrink
+        return start + _STATS_CHUNK_ROWS, tf.maximum(acc, tf.reduce_max(sb * norms))
 
     _, row = tf.while_loop(lambda start, _: start < n, row_max, (0, tf.zeros([], dtype)))
-    row_curvature = 2.0 * tf.cast(n, dtype) / S * row + tf.reduce_max(reg)
-    return lam, row_curvature
+    reg = tf.reduce_max(2.0 * pb.alpha / tf.square(pb.d))
+    return lam, 2.0 * tf.cast(n, dtype) / pb.S * row + reg
 
 
 @functools.cache
@@ -294,35 +303,14 @@ def _kernels(dtype):
     ints = tf.TensorSpec([None], tf.int64)
     count = tf.TensorSpec([], tf.int32)
     flag = tf.TensorSpec([], tf.bool)
+    pb = Problem(X=mat, Yc=mat, s=vec, m=vec, d=vec, mu=vec, S=num, alpha=num)
     signatures = {
         _stats: [mat, mat, vec, flag, num],
-        _start: [mat, mat, vec, vec, vec, num, num, mat],
-        # X, Yc, s, m, d, S, alpha, V, R, G, P, best, n_bad, n_epochs,
-        # conjugate, eta0, tol, limit, stall_rtol, n_iter_no_change
-        _full_batch: [
-            mat,
-            mat,
-            vec,
-            vec,
-            vec,
-            num,
-            num,
-            mat,
-            mat,
-            mat,
-            mat,
-            vec,
-            count,
-            count,
-            flag,
-            num,
-            num,
-            num,
-            num,
-            count,
-        ],  # fmt: skip
-        _minibatch_epoch: [mat, mat, vec, vec, vec, num, num, mat, ints, ints, num],
-        _smoothness: [mat, vec, vec, vec, num, num],
+        _start: [pb, mat],
+        # pb, V, R, G, P, best, n_bad, n_epochs, conjugate, eta0, tol, limit, floor_rtol
+        _full_batch: [pb, mat, mat, mat, mat, vec, count, count, flag, num, num, num, num],
+        _minibatch_epoch: [pb, mat, ints, ints, num],
+        _smoothness: [pb],
     }
     return {
         fn.__name__.lstrip("_"): tf.function(fn, autograph=False, input_signature=signature)
@@ -341,15 +329,15 @@ class TrainResult(NamedTuple):
     intercept: np.ndarray  # (n_targets,)
     n_epochs: int
     n_steps: int
-    loss_curve: np.ndarray  # J after each epoch
-    grad_norm: float  # largest per-target gradient norm at the end (preconditioned)
+    loss_curve: np.ndarray  # J (summed over targets) after each epoch
+    grad_norm: float  # largest per-target preconditioned gradient norm at the end
     status: str  # "converged", "stalled", "max_iter", "diverged" or "overflow"
 
 
-def _batch_learning_rate(kernels, tensors, n_samples, batch_size):
+def _batch_learning_rate(kernels, pb, batch_size):
     """``1 / (2 L(b))``: a step with which b-row SGD converges, from the data alone."""
-    X, s, m, d, S, alpha = tensors
-    lam, row = (float(t) for t in kernels["smoothness"](X, s, m, d, S, alpha))
+    n_samples = int(pb.X.shape[0])
+    lam, row = (float(t) for t in kernels["smoothness"](pb))
     b = min(batch_size, n_samples)
     if n_samples == 1:
         smooth = row
@@ -391,24 +379,22 @@ def train(
     fit_intercept : bool
         Whether to fit an intercept; if False it is zero.
     max_iter : int
-        Most epochs (full passes) to run.
+        Most epochs (passes over the data) to run.
     tol : float or None
-        Stop when every target's gradient norm (preconditioned coordinates)
-        is at most ``tol * sqrt(J)``, raised to 10 machine epsilons of the
-        dtype (1.2e-6 in float32, the accuracy of a computed gradient). With
-        mini-batches (whose epoch gradient is a mean of batch gradients) also
+        Gradient tolerance of the stopping rule (module docstring). With
+        mini-batches, whose epoch gradient is a mean of batch gradients, also
         stop when the epoch objective improves by less than ``tol`` (relative)
-        for ``n_iter_no_change`` epochs. None runs ``max_iter`` epochs; a
-        full-batch fit still stops once neither the objective nor the gradient
-        improves beyond rounding for 5 epochs.
+        for ``n_iter_no_change`` epochs. None runs ``max_iter`` epochs, except
+        that a full-batch fit still stops at the rounding floor.
     learning_rate : {"auto", "constant"}
         Step rule; see the module docstring.
     eta0 : float
         Step size for ``"constant"``, in the preconditioned coordinates.
     epochs : iterable of iterables of int arrays, or None
         Mini-batch orders, one iterable of batches per epoch (for example
-        :func:`skl_tfreg.iter_epochs`). None trains on the full batch, where
-        the order of rows cannot change the gradient.
+        :func:`skl_tfreg.iter_epochs`); at most ``max_iter`` are consumed. None
+        trains on the full batch, where the order of rows cannot change the
+        gradient.
     batch_size : int or None
         Nominal mini-batch size, used for the ``"auto"`` step; ignored when
         ``epochs`` is None.
@@ -432,25 +418,26 @@ def train(
     kernels = _kernels(dtype)
     Y = tf.convert_to_tensor(Y, dtype=dtype)
     s = tf.convert_to_tensor(sample_weight, dtype=dtype)
-    n_samples, n_features = (int(v) for v in X.shape)
     alpha_t = tf.constant(alpha, dtype)
     eps = float(np.finfo(dtype.as_numpy_dtype).eps)
     tol_t = tf.constant(0.0 if tol is None else max(tol, _GRADIENT_FLOOR_EPS * eps), dtype)
 
-    m, d, ybar, S = kernels["stats"](X, Y, s, tf.constant(bool(fit_intercept)), alpha_t)
-    Yc = Y - ybar[None, :]
+    m, d, mu, ybar, S = kernels["stats"](X, Y, s, tf.constant(bool(fit_intercept)), alpha_t)
+    pb = Problem(X=X, Yc=Y - ybar[None, :], s=s, m=m, d=d, mu=mu, S=S, alpha=alpha_t)
     if coef_init is None:
-        V = tf.zeros([n_features, int(Y.shape[1])], dtype)
+        V = tf.zeros([int(X.shape[1]), int(Y.shape[1])], dtype)
     else:
         V = tf.convert_to_tensor(coef_init, dtype=dtype) * d[:, None]
-    R, G, J = kernels["start"](X, Yc, s, m, d, S, alpha_t, V)
+    R, G, J = kernels["start"](pb, V)
     losses = []
-    status = CONVERGED if bool(_converged(G, J, tol_t)) else RUNNING
-    if not all(bool(tf.reduce_all(tf.math.is_finite(t))) for t in (m, d, ybar, G, J)):
+    status = CONVERGED if bool(_converged(G, _precondition(pb, G), J, tol_t)) else RUNNING
+    if not all(bool(tf.reduce_all(tf.math.is_finite(t))) for t in (m, d, mu, ybar, G, J)):
         status = OVERFLOW
-    # An objective ten times its starting value is no longer a descent.
-    limit = tf.constant(10.0, dtype) * tf.reduce_sum(J)
+    limit = tf.constant(_DIVERGENCE_FACTOR, dtype) * tf.reduce_sum(J)
     started = time.perf_counter()
+
+    def grad_norm(G):
+        return float(tf.reduce_max(_gradient_norm(G, _precondition(pb, G))))
 
     def to_user_units(V):
         W = (V / d[:, None]).numpy()
@@ -461,25 +448,25 @@ def train(
         if report is not None and (
             status != RUNNING or n_done % report_every == 0 or n_done == max_iter
         ):
-            grad = float(tf.reduce_max(tf.norm(G, axis=0)))
-            report(n_done, losses[-1], grad, *to_user_units(V), time.perf_counter() - started)
+            report(
+                n_done, losses[-1], grad_norm(G), *to_user_units(V), time.perf_counter() - started
+            )
 
     if epochs is None:
         # Full batch: chunks of report_every epochs (all of max_iter when silent).
         chunk = report_every if report is not None and report_every else max_iter
-        P = -G
-        best = tf.stack([tf.reduce_sum(J), tf.reduce_max(tf.norm(G, axis=0))])
+        P = -_precondition(pb, G)
+        best = tf.stack([tf.reduce_sum(J), tf.reduce_max(_gradient_norm(G, -P))])
         n_bad = tf.constant(0)
         while status == RUNNING and len(losses) < max_iter:
             V, R, G, P, best, n_bad, chunk_losses, status = kernels["full_batch"](
-                X, Yc, s, m, d, S, alpha_t, V, R, G, P, best, n_bad,
+                pb, V, R, G, P, best, n_bad,
                 tf.constant(min(chunk, max_iter - len(losses))),
                 tf.constant(learning_rate == "auto"),
                 tf.constant(eta0, dtype),
                 tol_t,
                 limit,
                 tf.constant(_ROUNDING_EPS * eps, dtype),
-                tf.constant(_FLOOR_EPOCHS),
             )  # fmt: skip
             losses.extend(chunk_losses.numpy().tolist())
             status = int(status)
@@ -488,24 +475,25 @@ def train(
     else:
         eta = eta0
         if learning_rate == "auto":
-            eta = _batch_learning_rate(kernels, (X, s, m, d, S, alpha_t), n_samples, batch_size)
+            eta = _batch_learning_rate(kernels, pb, batch_size)
         n_steps, n_bad, n_reductions, best = 0, 0, 0, float(tf.reduce_sum(J))
         epochs = iter(epochs)
         while status == RUNNING and len(losses) < max_iter:
             batches = list(next(epochs))
             offsets = np.cumsum([0] + [len(b) for b in batches])
             V, J, G = kernels["minibatch_epoch"](
-                X, Yc, s, m, d, S, alpha_t, V,
+                pb,
+                V,
                 tf.constant(np.concatenate(batches), tf.int64),
                 tf.constant(offsets, tf.int64),
                 tf.constant(eta, dtype),
-            )  # fmt: skip
+            )
             objective = float(tf.reduce_sum(J))
             losses.append(objective)
             n_steps += len(batches)
             if not objective <= float(limit):  # also catches NaN
                 status = DIVERGED
-            elif bool(_converged(G, J, tol_t)):
+            elif bool(_converged(G, _precondition(pb, G), J, tol_t)):
                 status = CONVERGED
             elif tol is not None:
                 n_bad = 0 if objective < best - tol * abs(best) else n_bad + 1
@@ -525,6 +513,6 @@ def train(
         n_epochs=len(losses),
         n_steps=n_steps,
         loss_curve=np.asarray(losses, dtype=np.float64),
-        grad_norm=float(tf.reduce_max(tf.norm(G, axis=0))) if n_features else 0.0,
+        grad_norm=grad_norm(G),
         status=_STATUS.get(status, "max_iter"),
     )
