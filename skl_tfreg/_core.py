@@ -82,6 +82,7 @@ class Problem(NamedTuple):
     m: tf.Tensor  # (p,) centre of the rows: the weighted mean, or 0 without intercept
     d: tf.Tensor  # (p,) scale of the columns, sqrt(var + alpha)
     mu: tf.Tensor  # (p,) mean / d without intercept (the rank-one term), else 0
+    ybar: tf.Tensor  # (k,) weighted mean of y, or 0 without intercept
     S: tf.Tensor  # () sum of the weights
     alpha: tf.Tensor  # () the L2 penalty
 
@@ -136,13 +137,24 @@ def _converged(G, Z, J, tol):
     return tf.reduce_all(_gradient_norm(G, Z) <= tol * tf.sqrt(J))
 
 
+def _user_units(pb, V, G):
+    """Coefficients and intercept in the caller's units, and the largest gradient norm."""
+    W = V / pb.d[:, None]
+    intercept = pb.ybar - tf.linalg.matvec(W, pb.m, transpose_a=True)
+    return W, intercept, tf.reduce_max(_gradient_norm(G, _precondition(pb, G)))
+
+
 # ----------------------------------------------------------------------------
 # Compiled kernels. Each Python body runs only while TensorFlow traces it.
 
 
-def _stats(X, Y, s, fit_intercept, alpha):
-    """Weighted means and scales: the preconditioner, in one pass plus a blocked one."""
-    _traces["stats"] += 1
+def _prepare(X, Y, s, fit_intercept, alpha, coef_init, tol):
+    """Build the problem and the starting state of the descent at ``coef_init``.
+
+    One pass over X for the means, one blocked pass for the variances, one for
+    the residual and one for the gradient.
+    """
+    _traces["prepare"] += 1
     n, p = tf.shape(X)[0], tf.shape(X)[1]
     S = tf.reduce_sum(s)
     mean = tf.linalg.matvec(X, s, transpose_a=True) / S
@@ -160,21 +172,42 @@ def _stats(X, Y, s, fit_intercept, alpha):
     d = tf.sqrt(moment / S + alpha)
     d = tf.where(d > 0, d, tf.ones_like(d))  # a constant column with alpha = 0
     zeros = tf.zeros_like(mean)
-    m = tf.where(fit_intercept, mean, zeros)
-    mu = tf.where(fit_intercept, zeros, mean / d)
-    return m, d, mu, tf.where(fit_intercept, ybar, tf.zeros_like(ybar)), S
+    ybar = tf.where(fit_intercept, ybar, tf.zeros_like(ybar))
+    pb = Problem(
+        X=X,
+        Yc=Y - ybar[None, :],
+        s=s,
+        m=tf.where(fit_intercept, mean, zeros),
+        d=d,
+        mu=tf.where(fit_intercept, zeros, mean / d),
+        ybar=ybar,
+        S=S,
+        alpha=alpha,
+    )
+
+    V = coef_init * d[:, None]
+    R = _forward(pb, X, V) - pb.Yc
+    G = _gradient(pb, V, R)
+    Z = _precondition(pb, G)
+    J = _objective(pb, V, R)
+    finite = [tf.reduce_all(tf.math.is_finite(t)) for t in (mean, d, ybar, G, J)]
+    status = tf.where(_converged(G, Z, J, tol), CONVERGED, RUNNING)
+    status = tf.where(tf.reduce_all(tf.stack(finite)), status, OVERFLOW)
+    objective = tf.reduce_sum(J)
+    best = tf.stack([objective, tf.reduce_max(_gradient_norm(G, Z))])
+    limit = _DIVERGENCE_FACTOR * objective
+    return pb, V, R, G, -Z, best, limit, status, _user_units(pb, V, G)
 
 
-def _start(pb, V):
-    """Residual, gradient and objective at V."""
-    _traces["start"] += 1
-    R = _forward(pb, pb.X, V) - pb.Yc
-    return R, _gradient(pb, V, R), _objective(pb, V, R)
+def _full_batch(pb, state, n_epochs, conjugate, eta0, tol, limit, floor_rtol):
+    """Run up to ``n_epochs`` full-gradient steps in one graph, stopping by rule.
 
-
-def _full_batch(pb, V, R, G, P, best, n_bad, n_epochs, conjugate, eta0, tol, limit, floor_rtol):
-    """Run up to ``n_epochs`` full-gradient steps in one graph, stopping by rule."""
+    ``state`` is ``(V, R, G, P, best, n_bad)``: scaled coefficients, residual,
+    gradient, search direction, (lowest objective, lowest gradient norm) and
+    epochs without progress; it is returned updated, so a fit can run in chunks.
+    """
     _traces["full_batch"] += 1
+    V, R, G, P, best, n_bad = state
     objectives = tf.TensorArray(pb.X.dtype, size=n_epochs)
 
     def refresh(V, Z, P):
@@ -229,14 +262,15 @@ def _full_batch(pb, V, R, G, P, best, n_bad, n_epochs, conjugate, eta0, tol, lim
         step,
         (0, V, R, G, P, best, n_bad, objectives, RUNNING),
     )
-    return V, R, G, P, best, n_bad, objectives.stack()[:i], status
+    return (V, R, G, P, best, n_bad), objectives.stack()[:i], status, _user_units(pb, V, G)
 
 
-def _minibatch_epoch(pb, V, order, offsets, eta):
+def _minibatch_epoch(pb, V, order, offsets, eta, tol):
     """One epoch of mini-batch steps; batch j is ``order[offsets[j]:offsets[j+1]]``.
 
-    Returns V, the epoch's objective per target (mean of the batch objectives
-    seen) and the mean batch gradient.
+    Returns V, the epoch's objective (sum over targets of the mean batch
+    objectives seen), whether the mean batch gradient meets ``tol``, and the
+    coefficients in the caller's units.
     """
     _traces["minibatch_epoch"] += 1
     dtype = pb.X.dtype
@@ -259,7 +293,9 @@ def _minibatch_epoch(pb, V, order, offsets, eta):
         (0, V, tf.zeros([tf.shape(V)[1]], dtype), tf.zeros_like(V)),
     )
     J = fit_sums + pb.alpha * tf.reduce_sum(tf.square(V / pb.d[:, None]), axis=0)
-    return V, J, G_sum / tf.cast(n_batches, dtype)
+    G = G_sum / tf.cast(n_batches, dtype)
+    converged = _converged(G, _precondition(pb, G), J, tol)
+    return V, tf.reduce_sum(J), converged, _user_units(pb, V, G)
 
 
 def _smoothness(pb):
@@ -295,27 +331,25 @@ def _smoothness(pb):
 
 
 @functools.cache
-def _kernels(dtype):
-    """Compile the kernels for one float dtype (cached: one trace per dtype)."""
+def _kernel(fn, dtype):
+    """Return the concrete function of one kernel for one dtype, traced on first use."""
     mat = tf.TensorSpec([None, None], dtype)
     vec = tf.TensorSpec([None], dtype)
     num = tf.TensorSpec([], dtype)
     ints = tf.TensorSpec([None], tf.int64)
     count = tf.TensorSpec([], tf.int32)
     flag = tf.TensorSpec([], tf.bool)
-    pb = Problem(X=mat, Yc=mat, s=vec, m=vec, d=vec, mu=vec, S=num, alpha=num)
-    signatures = {
-        _stats: [mat, mat, vec, flag, num],
-        _start: [pb, mat],
-        # pb, V, R, G, P, best, n_bad, n_epochs, conjugate, eta0, tol, limit, floor_rtol
-        _full_batch: [pb, mat, mat, mat, mat, vec, count, count, flag, num, num, num, num],
-        _minibatch_epoch: [pb, mat, ints, ints, num],
+    pb = Problem(X=mat, Yc=mat, s=vec, m=vec, d=vec, mu=vec, ybar=vec, S=num, alpha=num)
+    state = (mat, mat, mat, mat, vec, count)  # V, R, G, P, best, n_bad
+    signature = {
+        _prepare: [mat, mat, vec, flag, num, mat, num],
+        # pb, state, n_epochs, conjugate, eta0, tol, limit, floor_rtol
+        _full_batch: [pb, state, count, flag, num, num, num, num],
+        _minibatch_epoch: [pb, mat, ints, ints, num, num],
         _smoothness: [pb],
-    }
-    return {
-        fn.__name__.lstrip("_"): tf.function(fn, autograph=False, input_signature=signature)
-        for fn, signature in signatures.items()
-    }
+    }[fn]
+    # A concrete function skips the per-call signature matching of tf.function.
+    return tf.function(fn, autograph=False, input_signature=signature).get_concrete_function()
 
 
 # ----------------------------------------------------------------------------
@@ -334,10 +368,10 @@ class TrainResult(NamedTuple):
     status: str  # "converged", "stalled", "max_iter", "diverged" or "overflow"
 
 
-def _batch_learning_rate(kernels, pb, batch_size):
+def _batch_learning_rate(pb, batch_size):
     """``1 / (2 L(b))``: a step with which b-row SGD converges, from the data alone."""
     n_samples = int(pb.X.shape[0])
-    lam, row = (float(t) for t in kernels["smoothness"](pb))
+    lam, row = (float(t) for t in _kernel(_smoothness, pb.X.dtype)(pb))
     b = min(batch_size, n_samples)
     if n_samples == 1:
         smooth = row
@@ -415,85 +449,64 @@ def train(
     """
     X = tf.convert_to_tensor(X)
     dtype = X.dtype
-    kernels = _kernels(dtype)
     Y = tf.convert_to_tensor(Y, dtype=dtype)
-    s = tf.convert_to_tensor(sample_weight, dtype=dtype)
-    alpha_t = tf.constant(alpha, dtype)
-    eps = float(np.finfo(dtype.as_numpy_dtype).eps)
-    tol_t = tf.constant(0.0 if tol is None else max(tol, _GRADIENT_FLOOR_EPS * eps), dtype)
-
-    m, d, mu, ybar, S = kernels["stats"](X, Y, s, tf.constant(bool(fit_intercept)), alpha_t)
-    pb = Problem(X=X, Yc=Y - ybar[None, :], s=s, m=m, d=d, mu=mu, S=S, alpha=alpha_t)
+    n_features, n_targets = int(X.shape[1]), int(Y.shape[1])
     if coef_init is None:
-        V = tf.zeros([int(X.shape[1]), int(Y.shape[1])], dtype)
-    else:
-        V = tf.convert_to_tensor(coef_init, dtype=dtype) * d[:, None]
-    R, G, J = kernels["start"](pb, V)
+        coef_init = np.zeros((n_features, n_targets), dtype.as_numpy_dtype)
+    eps = float(np.finfo(dtype.as_numpy_dtype).eps)
+    tol_eff = 0.0 if tol is None else max(tol, _GRADIENT_FLOOR_EPS * eps)
+    # units = (coef, intercept, gradient norm): the answer so far, here the start.
+    pb, V, R, G, P, best, limit, status, units = _kernel(_prepare, dtype)(
+        X, Y, tf.convert_to_tensor(sample_weight, dtype), tf.constant(bool(fit_intercept)),
+        tf.constant(alpha, dtype), tf.convert_to_tensor(coef_init, dtype),
+        tf.constant(tol_eff, dtype),
+    )  # fmt: skip
+    status = int(status)
     losses = []
-    status = CONVERGED if bool(_converged(G, _precondition(pb, G), J, tol_t)) else RUNNING
-    if not all(bool(tf.reduce_all(tf.math.is_finite(t))) for t in (m, d, mu, ybar, G, J)):
-        status = OVERFLOW
-    limit = tf.constant(_DIVERGENCE_FACTOR, dtype) * tf.reduce_sum(J)
     started = time.perf_counter()
 
-    def grad_norm(G):
-        return float(tf.reduce_max(_gradient_norm(G, _precondition(pb, G))))
-
-    def to_user_units(V):
-        W = (V / d[:, None]).numpy()
-        return W, ybar.numpy() - m.numpy() @ W
-
-    def maybe_report(status, G, V):
+    def maybe_report(status, units):
         n_done = len(losses)
         if report is not None and (
             status != RUNNING or n_done % report_every == 0 or n_done == max_iter
         ):
-            report(
-                n_done, losses[-1], grad_norm(G), *to_user_units(V), time.perf_counter() - started
-            )
+            W, intercept, grad = (u.numpy() for u in units)
+            report(n_done, losses[-1], float(grad), W, intercept, time.perf_counter() - started)
 
     if epochs is None:
         # Full batch: chunks of report_every epochs (all of max_iter when silent).
         chunk = report_every if report is not None and report_every else max_iter
-        P = -_precondition(pb, G)
-        best = tf.stack([tf.reduce_sum(J), tf.reduce_max(_gradient_norm(G, -P))])
-        n_bad = tf.constant(0)
+        run = _kernel(_full_batch, dtype)
+        state = (V, R, G, P, best, tf.constant(0))
         while status == RUNNING and len(losses) < max_iter:
-            V, R, G, P, best, n_bad, chunk_losses, status = kernels["full_batch"](
-                pb, V, R, G, P, best, n_bad,
-                tf.constant(min(chunk, max_iter - len(losses))),
-                tf.constant(learning_rate == "auto"),
-                tf.constant(eta0, dtype),
-                tol_t,
-                limit,
-                tf.constant(_ROUNDING_EPS * eps, dtype),
+            state, chunk_losses, status, units = run(
+                pb, state, tf.constant(min(chunk, max_iter - len(losses))),
+                tf.constant(learning_rate == "auto"), tf.constant(eta0, dtype),
+                tf.constant(tol_eff, dtype), limit, tf.constant(_ROUNDING_EPS * eps, dtype),
             )  # fmt: skip
             losses.extend(chunk_losses.numpy().tolist())
             status = int(status)
-            maybe_report(status, G, V)
+            maybe_report(status, units)
         n_steps = len(losses)
     else:
-        eta = eta0
-        if learning_rate == "auto":
-            eta = _batch_learning_rate(kernels, pb, batch_size)
-        n_steps, n_bad, n_reductions, best = 0, 0, 0, float(tf.reduce_sum(J))
+        eta = eta0 if learning_rate == "constant" else _batch_learning_rate(pb, batch_size)
+        run = _kernel(_minibatch_epoch, dtype)
+        n_steps, n_bad, n_reductions, best = 0, 0, 0, float(best[0])
         epochs = iter(epochs)
         while status == RUNNING and len(losses) < max_iter:
             batches = list(next(epochs))
             offsets = np.cumsum([0] + [len(b) for b in batches])
-            V, J, G = kernels["minibatch_epoch"](
-                pb,
-                V,
-                tf.constant(np.concatenate(batches), tf.int64),
-                tf.constant(offsets, tf.int64),
-                tf.constant(eta, dtype),
-            )
-            objective = float(tf.reduce_sum(J))
+            V, objective, converged, units = run(
+                pb, V, tf.constant(np.concatenate(batches), tf.int64),
+                tf.constant(offsets, tf.int64), tf.constant(eta, dtype),
+                tf.constant(tol_eff, dtype),
+            )  # fmt: skip
+            objective = float(objective)
             losses.append(objective)
             n_steps += len(batches)
             if not objective <= float(limit):  # also catches NaN
                 status = DIVERGED
-            elif bool(_converged(G, _precondition(pb, G), J, tol_t)):
+            elif bool(converged):
                 status = CONVERGED
             elif tol is not None:
                 n_bad = 0 if objective < best - tol * abs(best) else n_bad + 1
@@ -504,15 +517,15 @@ def train(
                         eta, n_reductions, n_bad = eta / 5, n_reductions + 1, 0
                     else:
                         status = STALLED
-            maybe_report(status, G, V)
+            maybe_report(status, units)
 
-    coef, intercept = to_user_units(V)
+    coef, intercept, grad = (u.numpy() for u in units)
     return TrainResult(
         coef=coef,
         intercept=intercept,
         n_epochs=len(losses),
         n_steps=n_steps,
         loss_curve=np.asarray(losses, dtype=np.float64),
-        grad_norm=grad_norm(G),
+        grad_norm=float(grad),
         status=_STATUS.get(status, "max_iter"),
     )
