@@ -148,28 +148,48 @@ def _user_units(pb, V, G):
 # Compiled kernels. Each Python body runs only while TensorFlow traces it.
 
 
+def _weighted_moments(X, Y, s):
+    """Weighted means of X and Y, variances of X and the weight sum, in row blocks.
+
+    Blocks are accumulated in float64 whatever the data's dtype: a float32 running
+    sum over many rows loses the digits that the intercept is made of. Blocking
+    bounds the float64 temporaries, and the variances are centred exactly.
+    """
+    dtype, wide = X.dtype, tf.float64
+    n, p, k = tf.shape(X)[0], tf.shape(X)[1], tf.shape(Y)[1]
+
+    def blocks(body, init):
+        def step(start, acc):
+            rows = slice(start, start + _STATS_CHUNK_ROWS)
+            sb = tf.cast(s[rows], wide)
+            return start + _STATS_CHUNK_ROWS, body(tf.cast(X[rows], wide), Y[rows], sb, acc)
+
+        return tf.while_loop(lambda start, _: start < n, step, (0, init))[1]
+
+    def sums(Xb, Yb, sb, acc):
+        Sx, Sy, S = acc
+        Sx += tf.linalg.matvec(Xb, sb, transpose_a=True)
+        Sy += tf.linalg.matvec(tf.cast(Yb, wide), sb, transpose_a=True)
+        return Sx, Sy, S + tf.reduce_sum(sb)
+
+    Sx, Sy, S = blocks(sums, (tf.zeros([p], wide), tf.zeros([k], wide), tf.zeros([], wide)))
+    mean = Sx / S
+    moment = blocks(
+        lambda Xb, Yb, sb, acc: acc + tf.linalg.matvec(tf.square(Xb - mean), sb, transpose_a=True),
+        tf.zeros([p], wide),
+    )
+    return tuple(tf.cast(t, dtype) for t in (mean, Sy / S, moment / S, S))
+
+
 def _prepare(X, Y, s, fit_intercept, alpha, coef_init, tol):
     """Build the problem and the starting state of the descent at ``coef_init``.
 
-    One pass over X for the means, one blocked pass for the variances, one for
-    the residual and one for the gradient.
+    Two blocked passes over X for the moments, one for the residual and one
+    for the gradient.
     """
     _traces["prepare"] += 1
-    n, p = tf.shape(X)[0], tf.shape(X)[1]
-    S = tf.reduce_sum(s)
-    mean = tf.linalg.matvec(X, s, transpose_a=True) / S
-    ybar = tf.linalg.matvec(Y, s, transpose_a=True) / S
-
-    # Variances in row blocks: exact centring with bounded temporaries.
-    def body(start, acc):
-        Xb = X[start : start + _STATS_CHUNK_ROWS]
-        sb = s[start : start + _STATS_CHUNK_ROWS]
-        return start + _STATS_CHUNK_ROWS, acc + tf.linalg.matvec(
-            tf.square(Xb - mean), sb, transpose_a=True
-        )
-
-    _, moment = tf.while_loop(lambda start, _: start < n, body, (0, tf.zeros([p], X.dtype)))
-    d = tf.sqrt(moment / S + alpha)
+    mean, ybar, var, S = _weighted_moments(X, Y, s)
+    d = tf.sqrt(var + alpha)
     d = tf.where(d > 0, d, tf.ones_like(d))  # a constant column with alpha = 0
     zeros = tf.zeros_like(mean)
     ybar = tf.where(fit_intercept, ybar, tf.zeros_like(ybar))

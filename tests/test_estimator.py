@@ -102,6 +102,16 @@ def test_constant_target_gives_zero_coef(rng):
     np.testing.assert_allclose(reg.intercept_, 3.25)
 
 
+def test_float32_seed_experiment_keeps_the_intercept():
+    # Means are accumulated in float64: a float32 running sum over 10,000 rows of
+    # y ~ 1e4 would move the intercept by about 1.
+    X, y = seed_data()
+    reg = SGDL2Regressor().fit(X.astype(np.float32), y)
+    coef, intercept = closed_form(X, y, reg.alpha)
+    np.testing.assert_allclose(reg.coef_, coef, rtol=1e-6)
+    assert abs(reg.intercept_ - intercept) < 0.01
+
+
 def test_float32_trains_and_predicts_in_float32(rng, oracle):
     X, y = _correlated(rng)
     X32 = X.astype(np.float32)
