@@ -54,8 +54,14 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-RUNNING, CONVERGED, STALLED, DIVERGED, OVERFLOW = 0, 1, 2, 3, 4
-_STATUS = {CONVERGED: "converged", STALLED: "stalled", DIVERGED: "diverged", OVERFLOW: "overflow"}
+RUNNING, CONVERGED, STALLED, DIVERGED, OVERFLOW, FLOOR = 0, 1, 2, 3, 4, 5
+_STATUS = {
+    CONVERGED: "converged",  # the gradient rule was met
+    STALLED: "stalled",  # no progress (mini-batches: SGDRegressor's rule; full batch: rounding)
+    FLOOR: "floor",  # full batch stuck at rounding far from tol: possibly inaccurate
+    DIVERGED: "diverged",
+    OVERFLOW: "overflow",
+}
 _STATS_CHUNK_ROWS = 65536
 _POWER_ITERATIONS = 20
 _MAX_STEP_REDUCTIONS = 5
@@ -64,6 +70,8 @@ _GRADIENT_FLOOR_EPS = 10  # tol is at least this many epsilons of the dtype
 _ROUNDING_EPS = 16  # relative objective changes below this many epsilons are noise
 _GRADIENT_PROGRESS = 0.99  # a new gradient-norm low must beat the old one by 1%
 _DIVERGENCE_FACTOR = 10.0  # an objective this many times its start is not descending
+
+_EPS64 = float(np.finfo(np.float64).eps)
 
 _traces = collections.Counter()
 
@@ -137,11 +145,17 @@ def _converged(G, Z, J, tol):
     return tf.reduce_all(_gradient_norm(G, Z) <= tol * tf.sqrt(J))
 
 
-def _user_units(pb, V, G):
-    """Coefficients and intercept in the caller's units, and the largest gradient norm."""
+def _user_units(pb, V, G, J):
+    """Return coefficients and intercept in the caller's units, and the gradient's size.
+
+    The size is the largest per-target gradient norm and the largest ratio
+    ``norm / sqrt(J)``, the quantity the stopping rule compares with ``tol``.
+    """
     W = V / pb.d[:, None]
     intercept = pb.ybar - tf.linalg.matvec(W, pb.m, transpose_a=True)
-    return W, intercept, tf.reduce_max(_gradient_norm(G, _precondition(pb, G)))
+    norms = _gradient_norm(G, _precondition(pb, G))
+    ratio = tf.reduce_max(tf.math.divide_no_nan(norms, tf.sqrt(J)))
+    return W, intercept, tf.reduce_max(norms), ratio
 
 
 # ----------------------------------------------------------------------------
@@ -178,7 +192,10 @@ def _weighted_moments(X, Y, s):
         lambda Xb, Yb, sb, acc: acc + tf.linalg.matvec(tf.square(Xb - mean), sb, transpose_a=True),
         tf.zeros([p], wide),
     )
-    return tuple(tf.cast(t, dtype) for t in (mean, Sy / S, moment / S, S))
+    var = moment / S
+    # A constant column's computed variance is rounding noise, not spread: zero it.
+    var = tf.where(var <= tf.square(_ROUNDING_EPS * _EPS64 * mean), tf.zeros_like(var), var)
+    return tuple(tf.cast(t, dtype) for t in (mean, Sy / S, var, S))
 
 
 def _prepare(X, Y, s, fit_intercept, alpha, coef_init, tol):
@@ -189,8 +206,10 @@ def _prepare(X, Y, s, fit_intercept, alpha, coef_init, tol):
     """
     _traces["prepare"] += 1
     mean, ybar, var, S = _weighted_moments(X, Y, s)
+    # A constant column with alpha = 0 is scaled by its size (it then acts like an
+    # intercept column when there is none), or by 1 if it is all zeros.
     d = tf.sqrt(var + alpha)
-    d = tf.where(d > 0, d, tf.ones_like(d))  # a constant column with alpha = 0
+    d = tf.where(d > 0, d, tf.where(mean != 0, tf.abs(mean), tf.ones_like(mean)))
     zeros = tf.zeros_like(mean)
     ybar = tf.where(fit_intercept, ybar, tf.zeros_like(ybar))
     pb = Problem(
@@ -216,7 +235,7 @@ def _prepare(X, Y, s, fit_intercept, alpha, coef_init, tol):
     objective = tf.reduce_sum(J)
     best = tf.stack([objective, tf.reduce_max(_gradient_norm(G, Z))])
     limit = _DIVERGENCE_FACTOR * objective
-    return pb, V, R, G, -Z, best, limit, status, _user_units(pb, V, G)
+    return pb, V, R, G, -Z, best, limit, status, _user_units(pb, V, G, J)
 
 
 def _full_batch(pb, state, n_epochs, conjugate, eta0, tol, limit, floor_rtol):
@@ -282,7 +301,8 @@ def _full_batch(pb, state, n_epochs, conjugate, eta0, tol, limit, floor_rtol):
         step,
         (0, V, R, G, P, best, n_bad, objectives, RUNNING),
     )
-    return (V, R, G, P, best, n_bad), objectives.stack()[:i], status, _user_units(pb, V, G)
+    units = _user_units(pb, V, G, _objective(pb, V, R))
+    return (V, R, G, P, best, n_bad), objectives.stack()[:i], status, units
 
 
 def _minibatch_epoch(pb, V, order, offsets, eta, tol):
@@ -315,7 +335,7 @@ def _minibatch_epoch(pb, V, order, offsets, eta, tol):
     J = fit_sums + pb.alpha * tf.reduce_sum(tf.square(V / pb.d[:, None]), axis=0)
     G = G_sum / tf.cast(n_batches, dtype)
     converged = _converged(G, _precondition(pb, G), J, tol)
-    return V, tf.reduce_sum(J), converged, _user_units(pb, V, G)
+    return V, tf.reduce_sum(J), converged, _user_units(pb, V, G, J)
 
 
 def _smoothness(pb):
@@ -385,7 +405,8 @@ class TrainResult(NamedTuple):
     n_steps: int
     loss_curve: np.ndarray  # J (summed over targets) after each epoch
     grad_norm: float  # largest per-target preconditioned gradient norm at the end
-    status: str  # "converged", "stalled", "max_iter", "diverged" or "overflow"
+    grad_ratio: float  # largest norm / sqrt(J), what the stopping rule compares with tol
+    status: str  # a value of _STATUS, or "max_iter"
 
 
 def _batch_learning_rate(pb, batch_size):
@@ -475,7 +496,7 @@ def train(
         coef_init = np.zeros((n_features, n_targets), dtype.as_numpy_dtype)
     eps = float(np.finfo(dtype.as_numpy_dtype).eps)
     tol_eff = 0.0 if tol is None else max(tol, _GRADIENT_FLOOR_EPS * eps)
-    # units = (coef, intercept, gradient norm): the answer so far, here the start.
+    # units = (coef, intercept, gradient norm, gradient ratio): the answer so far.
     pb, V, R, G, P, best, limit, status, units = _kernel(_prepare, dtype)(
         X, Y, tf.convert_to_tensor(sample_weight, dtype), tf.constant(bool(fit_intercept)),
         tf.constant(alpha, dtype), tf.convert_to_tensor(coef_init, dtype),
@@ -490,7 +511,7 @@ def train(
         if report is not None and (
             status != RUNNING or n_done % report_every == 0 or n_done == max_iter
         ):
-            W, intercept, grad = (u.numpy() for u in units)
+            W, intercept, grad, _ = (u.numpy() for u in units)
             report(n_done, losses[-1], float(grad), W, intercept, time.perf_counter() - started)
 
     if epochs is None:
@@ -539,7 +560,12 @@ def train(
                         status = STALLED
             maybe_report(status, units)
 
-    coef, intercept, grad = (u.numpy() for u in units)
+    coef, intercept, grad, ratio = (u.numpy() for u in units)
+    # A float64 gradient is accurate far below sqrt(tol): stopping at rounding above
+    # that means the problem is too ill-conditioned. A float32 gradient's accuracy
+    # depends on n and on the columns' offsets, so there the floor is the answer.
+    if epochs is None and status == STALLED and dtype == tf.float64 and ratio > np.sqrt(tol_eff):
+        status = FLOOR
     return TrainResult(
         coef=coef,
         intercept=intercept,
@@ -547,5 +573,6 @@ def train(
         n_steps=n_steps,
         loss_curve=np.asarray(losses, dtype=np.float64),
         grad_norm=float(grad),
+        grad_ratio=float(ratio),
         status=_STATUS.get(status, "max_iter"),
     )

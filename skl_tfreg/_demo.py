@@ -26,7 +26,16 @@ def seed_data(data_length=DATA_LENGTH, random_state=0):
     Returns
     -------
     X : ndarray of shape (data_length, 1)
+        The values ``0, 1, ..., data_length - 1``, unscaled.
     y : ndarray of shape (data_length,)
+        Noisy targets.
+
+    Examples
+    --------
+    >>> from skl_tfreg._demo import seed_data
+    >>> X, y = seed_data(4)
+    >>> X.ravel().tolist(), y.shape
+    ([0.0, 1.0, 2.0, 3.0], (4,))
     """
     rng = np.random.default_rng(random_state)
     X = np.arange(data_length, dtype=np.float64).reshape(-1, 1)

@@ -25,10 +25,11 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
         J(w, b) = sum_i s_i (x_i . w + b - y_i)^2 / sum_i s_i  +  alpha * ||w||^2
 
     where ``s`` are the sample weights (ones by default) and the intercept is
-    not penalised. This is the objective of
-    ``SGDRegressor(penalty="l2", alpha=alpha)`` (with unit weights), and its
-    minimiser is ``Ridge(alpha=alpha * sum(s))``: Ridge penalises the *sum* of
-    squared errors, this estimator and SGDRegressor the *mean*.
+    not penalised. ``SGDRegressor(penalty="l2", alpha=alpha)`` minimises
+    ``J / 2`` (with unit weights; it writes both terms with a factor 1/2), so
+    the two share their minimiser, and that minimiser is
+    ``Ridge(alpha=alpha * sum(s))``: Ridge penalises the *sum* of squared
+    errors, this estimator and SGDRegressor the *mean*.
 
     Training runs in TensorFlow on centred and scaled coordinates (a
     preconditioner only: the fitted coefficients minimise ``J`` in the units of
@@ -48,15 +49,17 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
     max_iter : int, default=1000
         Most epochs (passes over the data) to run.
     tol : float or None, default=1e-10
-        Stopping tolerance. Training stops when the gradient norm of ``J`` (in
-        the preconditioned coordinates) is at most ``tol`` times its norm at
-        ``coef_ = 0``, the stopping rule by gradient norm; the default is tight
-        enough that float64 fits agree with Ridge to about 1e-9. In float32 the
-        rule uses ``max(tol, 1.2e-6)``, the accuracy of a float32 gradient. With mini-batches it
-        also stops when the epoch's objective has improved by less than
-        ``tol`` (relative) for 5 epochs, as SGDRegressor does. ``None`` turns
-        both rules off and runs ``max_iter`` epochs, except that a full-batch
-        fit stops once the objective no longer changes in floating point.
+        Stopping tolerance of the rule by gradient norm: training stops when
+        the norm of the gradient of ``J`` in the preconditioned coordinates is
+        at most ``tol * sqrt(J)`` (both in units of ``y``, so the rule does not
+        depend on the scale of the data). The default is tight enough that
+        float64 fits agree with Ridge to about 1e-9. In float32 the rule uses
+        ``max(tol, 1.2e-6)``, and a full-batch fit also stops when neither the
+        objective nor the gradient has improved beyond rounding for 5 epochs.
+        With mini-batches training also stops when the epoch's objective has
+        improved by less than ``tol`` (relative) for 5 epochs, as in
+        SGDRegressor. ``None`` turns the rules off and runs ``max_iter``
+        epochs (a full-batch fit still stops at the rounding floor).
     batch_size : "auto" or int, default="auto"
         Rows per gradient step. ``"auto"`` uses all rows (full-batch gradient
         descent, deterministic and exact). An integer smaller than the number
@@ -69,8 +72,8 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
         ``"constant"`` takes plain gradient steps of size ``eta0``.
     eta0 : float, default=0.01
         Step size for ``learning_rate="constant"``, in the preconditioned
-        coordinates (where every diagonal entry of the Hessian is 2, so steps
-        up to about ``1 / n_features`` are safe).
+        coordinates (where the diagonal entries of the Hessian are about 2, so
+        steps up to about ``1 / n_features`` are safe).
     shuffle : bool, default=True
         Shuffle the rows at every epoch (mini-batches only; a full-batch
         gradient does not depend on the order of rows).
@@ -89,12 +92,14 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
     intercept_ : numpy scalar
         Fitted intercept (0 when ``fit_intercept=False``).
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run (0 when a warm start already meets ``tol``).
     t_ : int
         Number of gradient steps taken (equal to ``n_iter_`` with full batches).
     loss_curve_ : ndarray of shape (n_iter_,)
-        The objective ``J`` after each epoch (for mini-batches, the mean of the
-        batch objectives seen during the epoch).
+        The objective ``J`` after each epoch. For mini-batches it is the
+        estimate made during the epoch, as SGDRegressor does: each batch's
+        weighted squared error at the coefficients before its step, summed
+        and divided by ``sum(s)``, plus the penalty at the epoch's end.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -178,18 +183,19 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
         self : SGDL2Regressor
             The fitted estimator.
         """
-        coef_init = self.coef_ if self.warm_start and hasattr(self, "coef_") else None
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True, reset=True)
+        first_call = not (self.warm_start and hasattr(self, "coef_"))
+        # A warm start checks X against the fitted features and changes no state if
+        # they differ.
+        X, y = validate_data(
+            self, X, y, dtype=[np.float64, np.float32], y_numeric=True, reset=first_call
+        )
         y = np.asarray(y, dtype=X.dtype)
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=X.dtype, ensure_non_negative=True
         )
-        if coef_init is not None and coef_init.shape[0] != X.shape[1]:
-            raise ValueError(
-                f"warm_start=True but X has {X.shape[1]} features while the previous fit "
-                f"had {coef_init.shape[0]}; set warm_start=False to fit from scratch."
-            )
-        return self._fit(X, y, sample_weight, coef_init)
+        if not sample_weight.sum() > 0:  # scikit-learn < 1.9 lets all-zero weights through
+            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
+        return self._fit(X, y, sample_weight, None if first_call else self.coef_)
 
     def _fit(self, X, y, sample_weight, coef_init):
         n_samples = X.shape[0]
@@ -218,7 +224,7 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
             report=_print_progress if self.verbose else None,
             report_every=int(self.verbose),
         )
-        self._check_result(result, X.dtype)
+        self._check_result(result, X.dtype, full_batch)
         self.coef_ = result.coef[:, 0]
         self.intercept_ = result.intercept[0] if self.fit_intercept else X.dtype.type(0)
         self.n_iter_ = result.n_epochs
@@ -226,7 +232,7 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
         self.loss_curve_ = result.loss_curve
         return self
 
-    def _check_result(self, result, dtype):
+    def _check_result(self, result, dtype, full_batch):
         finite = np.all(np.isfinite(result.coef)) and np.all(np.isfinite(result.intercept))
         if result.status == "overflow":
             raise ValueError(
@@ -236,20 +242,36 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
         if result.status == "diverged" or not finite:
             if self.learning_rate == "constant":
                 hint = f"lower eta0 (now {self.eta0}) or use learning_rate='auto'"
+            elif not full_batch:
+                hint = (
+                    "the mini-batch step estimated from the data was too large for these "
+                    "batches; use a larger batch_size, or learning_rate='constant' with a "
+                    "small eta0"
+                )
             else:
                 hint = (
                     f"the values of X or y overflow {np.dtype(dtype).name}; rescale them "
                     "or pass float64 data"
                 )
             raise ValueError(
-                f"Training diverged after {result.n_epochs} epochs: the objective became "
-                f"non-finite; {hint}."
+                f"Training diverged after {result.n_epochs} epochs: the objective grew "
+                f"past ten times its starting value or became non-finite; {hint}."
             )
         if result.status == "max_iter" and self.tol is not None:
             warnings.warn(
                 f"SGDL2Regressor stopped at max_iter={self.max_iter} epochs before the "
-                f"gradient norm reached tol={self.tol} (final norm {result.grad_norm:.3g}); "
-                "increase max_iter or tol.",
+                f"gradient rule was met (gradient / sqrt(objective) = {result.grad_ratio:.3g}, "
+                f"tol={self.tol}); increase max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if result.status == "floor":
+            warnings.warn(
+                f"SGDL2Regressor stopped after {result.n_epochs} epochs because neither the "
+                f"objective nor its gradient improved any more in {np.dtype(dtype).name} "
+                f"(gradient / sqrt(objective) = {result.grad_ratio:.3g}, tol={self.tol}): "
+                "the problem is too ill-conditioned for this precision. Use float64 data, "
+                "a larger alpha, or columns of less extreme scales.",
                 ConvergenceWarning,
                 stacklevel=3,
             )

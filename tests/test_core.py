@@ -74,6 +74,19 @@ def test_minibatch_epoch_follows_the_generator_order(rng):
     assert res.n_epochs == 2 and res.n_steps == 6
 
 
+def test_mean_batch_gradient_is_the_full_gradient(rng):
+    # One epoch of b-row batches with a tiny step moves V by -eta * (sum of batch
+    # gradients at V = 0), which must equal n_batches full-batch gradients; checked
+    # against the full-batch path, not a re-derivation of the batch scaling.
+    X, y, s = _data(rng, n=60)
+    eta, n_batches = 1e-9, 6
+    epoch = [np.arange(i, 60, n_batches) for i in range(n_batches)]  # equal sizes
+    kw = dict(alpha=0.1, fit_intercept=True, max_iter=1, tol=None, learning_rate="constant")
+    mini = _core.train(X, y[:, None], s, eta0=eta, epochs=iter([epoch]), batch_size=10, **kw)
+    full = _core.train(X, y[:, None], s, eta0=eta * n_batches, **kw)
+    np.testing.assert_allclose(mini.coef, full.coef, rtol=1e-6)
+
+
 def test_conjugate_gradient_terminates_in_p_steps(rng):
     # In exact arithmetic CG on a p-dimensional quadratic ends in at most p steps.
     X, y, s = _data(rng, n=200)

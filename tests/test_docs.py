@@ -12,13 +12,13 @@ import skl_tfreg._estimator
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-@pytest.mark.parametrize("page", sorted(p.name for p in DOCS.glob("*.md")))
+@pytest.mark.parametrize("page", ["user_guide.md"])  # the pages with examples
 def test_docs_pages_run(page):
     result = doctest.testfile(str(DOCS / page), module_relative=False, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
+    assert result.failed == 0 and result.attempted > 0
 
 
 @pytest.mark.parametrize("module", [skl_tfreg._batching, skl_tfreg._demo, skl_tfreg._estimator])
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
+    assert result.failed == 0 and result.attempted > 0

@@ -26,7 +26,7 @@ def _problem(seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(200))
+@pytest.mark.parametrize("seed", range(400))
 def test_default_fit_reaches_ridge_on_awkward_problems(seed, oracle):
     X, y, weights, alpha, fit_intercept = _problem(seed)
     with warnings.catch_warnings(record=True) as caught:
