@@ -334,6 +334,20 @@ def test_grid_search_in_worker_processes(rng):
     assert search.best_estimator_.n_iter_ >= 1
 
 
+def test_clones_and_new_shapes_reuse_the_compiled_kernels(rng):
+    from skl_tfreg import _core
+
+    base = SGDL2Regressor(alpha=0.1)
+    for dtype in (np.float64, np.float32):  # the first fit of each dtype may trace
+        clone(base).fit(rng.normal(size=(9, 2)).astype(dtype), rng.normal(size=9))
+    before = _core.trace_count()
+    for n, p in [(3, 1), (40, 6), (500, 12), (7, 30)]:
+        for dtype in (np.float64, np.float32):
+            X = rng.normal(size=(n, p)).astype(dtype)
+            clone(base).set_params(alpha=float(n)).fit(X, rng.normal(size=n))
+    assert _core.trace_count() == before
+
+
 def test_clone_and_pickle_of_fitted_estimators(rng):
     X, y = _mixed_scales(rng, n=100)
     reg = SGDL2Regressor(alpha=0.5).fit(X, y)
