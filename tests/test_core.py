@@ -20,20 +20,16 @@ def _data(rng, n=40, p=3):
     return X, y, s
 
 
+def _constant_steps(X, y, s, *, alpha, eta0, max_iter, **kwargs):
+    """Train with plain constant steps and no stopping rule."""
+    return _core.train(X, y[:, None], s, alpha=alpha, fit_intercept=True, max_iter=max_iter,
+                       tol=None, learning_rate="constant", eta0=eta0, **kwargs)  # fmt: skip
+
+
 def test_one_constant_step_matches_numpy(rng):
     X, y, s = _data(rng)
     alpha, eta0 = 0.1, 0.05
-    res = _core.train(
-        X,
-        y[:, None],
-        s,
-        alpha=alpha,
-        fit_intercept=True,
-        max_iter=1,
-        tol=None,
-        learning_rate="constant",
-        eta0=eta0,
-    )
+    res = _constant_steps(X, y, s, alpha=alpha, eta0=eta0, max_iter=1)
     m, d, ybar, S = _preconditioner(X, y, s, alpha)
     A = (X - m) / d
     grad0 = -(2 / S) * A.T @ (s * (y - ybar))  # gradient at V = 0
@@ -50,18 +46,8 @@ def test_minibatch_epoch_follows_the_generator_order(rng):
     X, y, s = _data(rng, n=11)
     alpha, eta = 0.01, 0.02
     batches = [list(e) for e in iter_epochs(11, 4, n_epochs=2, shuffle=True, random_state=5)]
-    res = _core.train(
-        X,
-        y[:, None],
-        s,
-        alpha=alpha,
-        fit_intercept=True,
-        max_iter=2,
-        tol=None,
-        learning_rate="constant",
-        eta0=eta,
-        epochs=iter(batches),
-        batch_size=4,
+    res = _constant_steps(
+        X, y, s, alpha=alpha, eta0=eta, max_iter=2, epochs=iter(batches), batch_size=4
     )
     m, d, ybar, S = _preconditioner(X, y, s, alpha)
     A, yc, v = (X - m) / d, y - ybar, np.zeros(3)
@@ -81,9 +67,10 @@ def test_mean_batch_gradient_is_the_full_gradient(rng):
     X, y, s = _data(rng, n=60)
     eta, n_batches = 1e-9, 6
     epoch = [np.arange(i, 60, n_batches) for i in range(n_batches)]  # equal sizes
-    kw = dict(alpha=0.1, fit_intercept=True, max_iter=1, tol=None, learning_rate="constant")
-    mini = _core.train(X, y[:, None], s, eta0=eta, epochs=iter([epoch]), batch_size=10, **kw)
-    full = _core.train(X, y[:, None], s, eta0=eta * n_batches, **kw)
+    mini = _constant_steps(
+        X, y, s, alpha=0.1, eta0=eta, max_iter=1, epochs=iter([epoch]), batch_size=10
+    )
+    full = _constant_steps(X, y, s, alpha=0.1, eta0=eta * n_batches, max_iter=1)
     np.testing.assert_allclose(mini.coef, full.coef, rtol=1e-6)
 
 
@@ -98,14 +85,10 @@ def test_conjugate_gradient_terminates_in_p_steps(rng):
 
 def test_reporting_in_chunks_changes_nothing(rng):
     X, y, s = _data(rng, n=300, p=3)
-    kw = dict(
-        alpha=1e-3, fit_intercept=True, max_iter=7, tol=None, learning_rate="constant", eta0=0.1
-    )
-    silent = _core.train(X, y[:, None], s, **kw)
+    kw = dict(alpha=1e-3, eta0=0.1, max_iter=7)
+    silent = _constant_steps(X, y, s, **kw)
     seen = []
-    chunked = _core.train(
-        X, y[:, None], s, report=lambda *a: seen.append(a[0]), report_every=3, **kw
-    )
+    chunked = _constant_steps(X, y, s, report=lambda *a: seen.append(a[0]), report_every=3, **kw)
     np.testing.assert_array_equal(silent.coef, chunked.coef)
     np.testing.assert_array_equal(silent.loss_curve, chunked.loss_curve)
     assert seen == [3, 6, 7]
