@@ -126,23 +126,38 @@ def _objective(pb, V, R):
     return fit + pb.alpha * tf.reduce_sum(tf.square(V / pb.d[:, None]), axis=0)
 
 
+def _split_along_mu(pb, G):
+    """Split G into its part along mu and the rest: ``G = u (u.G) + G_perp``.
+
+    Returns ``u`` (the unit vector of mu, or 0), ``u.G`` per target, ``G_perp``
+    and ``1 / (1 + ||mu||^2)``. Writing ``M^-1`` with these parts avoids the
+    cancellation of ``G - mu (mu.G) / (1 + ||mu||^2)`` when ``||mu||`` is large
+    (column offsets far above their spread), which in float32 destroys the result.
+    """
+    size2 = tf.reduce_sum(tf.square(pb.mu))
+    u = tf.math.divide_no_nan(pb.mu, tf.sqrt(size2))[:, None]
+    along = tf.reduce_sum(u * G, axis=0)
+    return u, along, G - u * along[None, :], 1.0 / (1.0 + size2)
+
+
 def _precondition(pb, G):
     """Return ``M^-1 G`` with ``M = I + mu mu^T`` (Sherman-Morrison)."""
-    mu = pb.mu[:, None]
-    return G - mu * tf.reduce_sum(mu * G, axis=0) / (1.0 + tf.reduce_sum(tf.square(mu)))
+    u, along, perp, shrink = _split_along_mu(pb, G)
+    return perp + shrink * u * along[None, :]
 
 
 def _column_dot(A, B):
     return tf.reduce_sum(A * B, axis=0)
 
 
-def _gradient_norm(G, Z):
-    """Per-target preconditioned gradient norm ``sqrt(g^T M^-1 g)``."""
-    return tf.sqrt(tf.maximum(_column_dot(G, Z), 0.0))
+def _gradient_norm(pb, G):
+    """Per-target preconditioned gradient norm ``sqrt(g^T M^-1 g)``, a sum of squares."""
+    _, along, perp, shrink = _split_along_mu(pb, G)
+    return tf.sqrt(tf.reduce_sum(tf.square(perp), axis=0) + shrink * tf.square(along))
 
 
-def _converged(G, Z, J, tol):
-    return tf.reduce_all(_gradient_norm(G, Z) <= tol * tf.sqrt(J))
+def _converged(pb, G, J, tol):
+    return tf.reduce_all(_gradient_norm(pb, G) <= tol * tf.sqrt(J))
 
 
 def _user_units(pb, V, G, J):
@@ -153,7 +168,7 @@ def _user_units(pb, V, G, J):
     """
     W = V / pb.d[:, None]
     intercept = pb.ybar - tf.linalg.matvec(W, pb.m, transpose_a=True)
-    norms = _gradient_norm(G, _precondition(pb, G))
+    norms = _gradient_norm(pb, G)
     ratio = tf.reduce_max(tf.math.divide_no_nan(norms, tf.sqrt(J)))
     return W, intercept, tf.reduce_max(norms), ratio
 
@@ -230,10 +245,10 @@ def _prepare(X, Y, s, fit_intercept, alpha, coef_init, tol):
     Z = _precondition(pb, G)
     J = _objective(pb, V, R)
     finite = [tf.reduce_all(tf.math.is_finite(t)) for t in (mean, d, ybar, G, J)]
-    status = tf.where(_converged(G, Z, J, tol), CONVERGED, RUNNING)
+    status = tf.where(_converged(pb, G, J, tol), CONVERGED, RUNNING)
     status = tf.where(tf.reduce_all(tf.stack(finite)), status, OVERFLOW)
     objective = tf.reduce_sum(J)
-    best = tf.stack([objective, tf.reduce_max(_gradient_norm(G, Z))])
+    best = tf.stack([objective, tf.reduce_max(_gradient_norm(pb, G))])
     limit = _DIVERGENCE_FACTOR * objective
     return pb, V, R, G, -Z, best, limit, status, _user_units(pb, V, G, J)
 
@@ -249,12 +264,12 @@ def _full_batch(pb, state, n_epochs, conjugate, eta0, tol, limit, floor_rtol):
     V, R, G, P, best, n_bad = state
     objectives = tf.TensorArray(pb.X.dtype, size=n_epochs)
 
-    def refresh(V, Z, P):
+    def refresh(V, P):
         # The updated residual drifts by rounding: recompute it before trusting it.
         R = _forward(pb, pb.X, V) - pb.Yc
         G = _gradient(pb, V, R)
         Z_new = _precondition(pb, G)
-        return R, G, Z_new, tf.where(_converged(G, Z_new, _objective(pb, V, R), tol), P, -Z_new)
+        return R, G, Z_new, tf.where(_converged(pb, G, _objective(pb, V, R), tol), P, -Z_new)
 
     def step(i, V, R, G, P, best, n_bad, objectives, status):
         Z = _precondition(pb, G)
@@ -269,8 +284,8 @@ def _full_batch(pb, state, n_epochs, conjugate, eta0, tol, limit, floor_rtol):
         G_new = _gradient(pb, V, R)
         Z_new = _precondition(pb, G_new)
         R, G_new, Z_new, P = tf.cond(
-            _converged(G_new, Z_new, _objective(pb, V, R), tol),
-            lambda: refresh(V, Z_new, P),
+            _converged(pb, G_new, _objective(pb, V, R), tol),
+            lambda: refresh(V, P),
             lambda: (R, G_new, Z_new, P),
         )
         beta = tf.math.divide_no_nan(_column_dot(Z_new, G_new - G), _column_dot(Z, G))
@@ -285,13 +300,13 @@ def _full_batch(pb, state, n_epochs, conjugate, eta0, tol, limit, floor_rtol):
         # best = (lowest objective, lowest gradient norm). At the rounding floor
         # neither improves; in flat directions the objective may stop changing
         # while the gradient still falls, which is progress, not a floor.
-        grad = tf.reduce_max(_gradient_norm(G_new, Z_new))
+        grad = tf.reduce_max(_gradient_norm(pb, G_new))
         improved = (objective < best[0] - floor_rtol * tf.abs(best[0])) | (
             grad < best[1] * _GRADIENT_PROGRESS
         )
         n_bad = tf.where(improved, 0, n_bad + 1)
         best = tf.minimum(best, tf.stack([objective, grad]))
-        status = tf.where(_converged(G_new, Z_new, J, tol), CONVERGED, RUNNING)
+        status = tf.where(_converged(pb, G_new, J, tol), CONVERGED, RUNNING)
         status = tf.where(n_bad >= _FLOOR_EPOCHS, STALLED, status)
         status = tf.where(tf.math.is_finite(objective) & (objective <= limit), status, DIVERGED)
         return i + 1, V, R, G_new, P, best, n_bad, objectives, status
@@ -308,9 +323,10 @@ def _full_batch(pb, state, n_epochs, conjugate, eta0, tol, limit, floor_rtol):
 def _minibatch_epoch(pb, V, order, offsets, eta, tol):
     """One epoch of mini-batch steps; batch j is ``order[offsets[j]:offsets[j+1]]``.
 
-    Returns V, the epoch's objective (sum over targets of the mean batch
-    objectives seen), whether the mean batch gradient meets ``tol``, and the
-    coefficients in the caller's units.
+    Returns V; the epoch's estimate of J (each batch's weighted squared error
+    before its step, summed and divided by S, plus the penalty at the end),
+    summed over targets; whether the mean batch gradient meets ``tol``; and
+    the coefficients in the caller's units.
     """
     _traces["minibatch_epoch"] += 1
     dtype = pb.X.dtype
@@ -334,7 +350,7 @@ def _minibatch_epoch(pb, V, order, offsets, eta, tol):
     )
     J = fit_sums + pb.alpha * tf.reduce_sum(tf.square(V / pb.d[:, None]), axis=0)
     G = G_sum / tf.cast(n_batches, dtype)
-    converged = _converged(G, _precondition(pb, G), J, tol)
+    converged = _converged(pb, G, J, tol)
     return V, tf.reduce_sum(J), converged, _user_units(pb, V, G, J)
 
 
@@ -356,18 +372,21 @@ def _smoothness(pb):
         lambda i, *_: i < _POWER_ITERATIONS, power, (0, v0, tf.zeros([], dtype))
     )
 
-    # a^T M^-1 a = ||a||^2 - (a.mu)^2 / (1 + ||mu||^2), for each row, in blocks.
-    shrink = 1.0 + tf.reduce_sum(tf.square(pb.mu))
+    # a^T M^-1 a = ||a||^2 - (a.mu)^2 / (1 + ||mu||^2) for each row, in float64
+    # blocks: with large column offsets the difference cancels most digits.
+    wide = tf.float64
+    m, d, mu = (tf.cast(t, wide) for t in (pb.m, pb.d, pb.mu))
+    shrink = 1.0 + tf.reduce_sum(tf.square(mu))
 
     def row_max(start, acc):
-        A = (pb.X[start : start + _STATS_CHUNK_ROWS] - pb.m) / pb.d
-        sb = pb.s[start : start + _STATS_CHUNK_ROWS]
-        norms = tf.reduce_sum(tf.square(A), axis=1) - tf.square(tf.linalg.matvec(A, pb.mu)) / shrink
+        A = (tf.cast(pb.X[start : start + _STATS_CHUNK_ROWS], wide) - m) / d
+        sb = tf.cast(pb.s[start : start + _STATS_CHUNK_ROWS], wide)
+        norms = tf.reduce_sum(tf.square(A), axis=1) - tf.square(tf.linalg.matvec(A, mu)) / shrink
         return start + _STATS_CHUNK_ROWS, tf.maximum(acc, tf.reduce_max(sb * norms))
 
-    _, row = tf.while_loop(lambda start, _: start < n, row_max, (0, tf.zeros([], dtype)))
+    _, row = tf.while_loop(lambda start, _: start < n, row_max, (0, tf.zeros([], wide)))
     reg = tf.reduce_max(2.0 * pb.alpha / tf.square(pb.d))
-    return lam, 2.0 * tf.cast(n, dtype) / pb.S * row + reg
+    return lam, tf.cast(2.0 * tf.cast(n, wide) / tf.cast(pb.S, wide) * row, dtype) + reg
 
 
 @functools.cache

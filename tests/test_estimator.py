@@ -123,6 +123,17 @@ def test_float32_trains_and_predicts_in_float32(rng, oracle):
     assert reg64.coef_.dtype == np.float64 and reg64.predict(X).dtype == np.float64
 
 
+@pytest.mark.parametrize("offset", [1e2, 1e4])
+def test_float32_without_intercept_on_large_offsets(rng, oracle, offset):
+    # ||mu||^2 ~ 5 offset^2: the preconditioned gradient norm must not cancel to 0
+    # in float32 (it once did, and the fit "converged" at coef = 0).
+    X = (rng.normal(size=(5000, 5)) + offset).astype(np.float32)
+    y = X @ rng.normal(size=5) + rng.normal(size=5000)
+    reg = SGDL2Regressor(fit_intercept=False).fit(X, y)
+    assert reg.n_iter_ >= 1
+    assert oracle.gap(reg, X, y, fit_intercept=False) <= 1e-4
+
+
 def test_loss_curve_is_the_objective(rng, oracle):
     X, y = _mixed_scales(rng, n=200)
     reg = SGDL2Regressor(alpha=0.01).fit(X, y)
