@@ -72,6 +72,9 @@ _GRADIENT_PROGRESS = 0.99  # a new gradient-norm low must beat the old one by 1%
 _DIVERGENCE_FACTOR = 10.0  # an objective this many times its start is not descending
 
 _EPS64 = float(np.finfo(np.float64).eps)
+# Centre X in a copy when a column's |mean| exceeds this many times its scale d:
+# implicit centring would cancel about log10 of it in digits (of 16 and of 7).
+_CENTRING_RATIO = {tf.float64: 1e3, tf.float32: 1e2}
 
 _traces = collections.Counter()
 
@@ -84,13 +87,16 @@ def trace_count():
 class Problem(NamedTuple):
     """The tensors every kernel reads: data, weights and the preconditioner."""
 
-    X: tf.Tensor  # (n, p) the caller's data, as given
+    X: tf.Tensor  # (n, p) the caller's data as given, or X - m when centred in a copy
     Yc: tf.Tensor  # (n, k) targets minus ybar
     s: tf.Tensor  # (n,) sample weights
     m: tf.Tensor  # (p,) centre of the rows: the weighted mean, or 0 without intercept
-    d: tf.Tensor  # (p,) scale of the columns, sqrt(var + alpha)
+    shift: tf.Tensor  # (p,) what products subtract from X: m, or 0 once X is centred
+    inv_d: tf.Tensor  # (p,) 1 / d, d = sqrt(var + alpha); 0 for a constant column
+    #   under an intercept, which the intercept absorbs (its coefficient is 0)
     mu: tf.Tensor  # (p,) mean / d without intercept (the rank-one term), else 0
     ybar: tf.Tensor  # (k,) weighted mean of y, or 0 without intercept
+    J_null: tf.Tensor  # (k,) J at coef = 0: the scale of y that rounding is judged by
     S: tf.Tensor  # () sum of the weights
     alpha: tf.Tensor  # () the L2 penalty
 
@@ -101,18 +107,18 @@ class Problem(NamedTuple):
 
 def _forward(pb, X, V):
     """Return ``A @ V`` for rows ``X`` of the problem, shape (n, k)."""
-    W = V / pb.d[:, None]
-    return tf.matmul(X, W) - tf.matmul(pb.m[None, :], W)
+    W = V * pb.inv_d[:, None]
+    return tf.matmul(X, W) - tf.matmul(pb.shift[None, :], W)
 
 
 def _backward(pb, X, U):
     """Return ``A.T @ U`` for rows ``X`` of the problem, shape (p, k)."""
     XtU = tf.matmul(X, U, transpose_a=True)
-    return (XtU - pb.m[:, None] * tf.reduce_sum(U, axis=0)[None, :]) / pb.d[:, None]
+    return (XtU - pb.shift[:, None] * tf.reduce_sum(U, axis=0)[None, :]) * pb.inv_d[:, None]
 
 
 def _penalty_gradient(pb, V):
-    return 2.0 * pb.alpha * V / tf.square(pb.d)[:, None]
+    return 2.0 * pb.alpha * V * tf.square(pb.inv_d)[:, None]
 
 
 def _gradient(pb, V, R):
@@ -123,7 +129,7 @@ def _gradient(pb, V, R):
 def _objective(pb, V, R):
     """J of each target, shape (k,), from V and its residual R."""
     fit = tf.reduce_sum(pb.s[:, None] * tf.square(R), axis=0) / pb.S
-    return fit + pb.alpha * tf.reduce_sum(tf.square(V / pb.d[:, None]), axis=0)
+    return fit + pb.alpha * tf.reduce_sum(tf.square(V * pb.inv_d[:, None]), axis=0)
 
 
 def _split_along_mu(pb, G):
@@ -157,7 +163,10 @@ def _gradient_norm(pb, G):
 
 
 def _converged(pb, G, J, tol):
-    return tf.reduce_all(_gradient_norm(pb, G) <= tol * tf.sqrt(J))
+    """Whether every target meets the gradient rule, or fits y to rounding."""
+    eps = np.finfo(pb.X.dtype.as_numpy_dtype).eps
+    exact = J <= tf.square(_ROUNDING_EPS * eps) * pb.J_null
+    return tf.reduce_all((_gradient_norm(pb, G) <= tol * tf.sqrt(J)) | exact)
 
 
 def _user_units(pb, V, G, J):
@@ -166,7 +175,7 @@ def _user_units(pb, V, G, J):
     The size is the largest per-target gradient norm and the largest ratio
     ``norm / sqrt(J)``, the quantity the stopping rule compares with ``tol``.
     """
-    W = V / pb.d[:, None]
+    W = V * pb.inv_d[:, None]
     intercept = pb.ybar - tf.linalg.matvec(W, pb.m, transpose_a=True)
     norms = _gradient_norm(pb, G)
     ratio = tf.reduce_max(tf.math.divide_no_nan(norms, tf.sqrt(J)))
@@ -178,11 +187,12 @@ def _user_units(pb, V, G, J):
 
 
 def _weighted_moments(X, Y, s):
-    """Weighted means of X and Y, variances of X and the weight sum, in row blocks.
+    """Weighted means and variances of the columns of X and Y, and the weight sum.
 
-    Blocks are accumulated in float64 whatever the data's dtype: a float32 running
-    sum over many rows loses the digits that the intercept is made of. Blocking
-    bounds the float64 temporaries, and the variances are centred exactly.
+    Two passes over row blocks, accumulated in float64 whatever the data's dtype
+    (a float32 running sum over many rows loses the digits the intercept is made
+    of): the first sums, the second centres exactly and corrects the means by the
+    mean of the deviations. Blocking bounds the float64 temporaries.
     """
     dtype, wide = X.dtype, tf.float64
     n, p, k = tf.shape(X)[0], tf.shape(X)[1], tf.shape(Y)[1]
@@ -190,57 +200,75 @@ def _weighted_moments(X, Y, s):
     def blocks(body, init):
         def step(start, acc):
             rows = slice(start, start + _STATS_CHUNK_ROWS)
-            sb = tf.cast(s[rows], wide)
-            return start + _STATS_CHUNK_ROWS, body(tf.cast(X[rows], wide), Y[rows], sb, acc)
+            Xb, Yb, sb = (tf.cast(a[rows], wide) for a in (X, Y, s))
+            return start + _STATS_CHUNK_ROWS, body(Xb, Yb, sb, acc)
 
         return tf.while_loop(lambda start, _: start < n, step, (0, init))[1]
 
     def sums(Xb, Yb, sb, acc):
-        Sx, Sy, S = acc
-        Sx += tf.linalg.matvec(Xb, sb, transpose_a=True)
-        Sy += tf.linalg.matvec(tf.cast(Yb, wide), sb, transpose_a=True)
-        return Sx, Sy, S + tf.reduce_sum(sb)
+        return (
+            acc[0] + tf.linalg.matvec(Xb, sb, transpose_a=True),
+            acc[1] + tf.linalg.matvec(Yb, sb, transpose_a=True),
+            acc[2] + tf.reduce_sum(sb),
+        )
 
     Sx, Sy, S = blocks(sums, (tf.zeros([p], wide), tf.zeros([k], wide), tf.zeros([], wide)))
-    mean = Sx / S
-    moment = blocks(
-        lambda Xb, Yb, sb, acc: acc + tf.linalg.matvec(tf.square(Xb - mean), sb, transpose_a=True),
-        tf.zeros([p], wide),
+    x_mean, y_mean = Sx / S, Sy / S
+
+    def deviations(Xb, Yb, sb, acc):
+        Dx, Dy = Xb - x_mean, Yb - y_mean
+        return tuple(
+            a + tf.linalg.matvec(D, sb, transpose_a=True)
+            for a, D in zip(acc, (Dx, tf.square(Dx), Dy, tf.square(Dy)), strict=True)
+        )
+
+    dx, dx2, dy, dy2 = blocks(
+        deviations,
+        (tf.zeros([p], wide), tf.zeros([p], wide), tf.zeros([k], wide), tf.zeros([k], wide)),
     )
-    var = moment / S
+    x_mean, y_mean = x_mean + dx / S, y_mean + dy / S
+    x_var = tf.maximum(dx2 / S - tf.square(dx / S), 0.0)
+    y_var = tf.maximum(dy2 / S - tf.square(dy / S), 0.0)
     # A constant column's computed variance is rounding noise, not spread: zero it.
-    var = tf.where(var <= tf.square(_ROUNDING_EPS * _EPS64 * mean), tf.zeros_like(var), var)
-    return tuple(tf.cast(t, dtype) for t in (mean, Sy / S, var, S))
+    noise = x_var <= tf.square(_ROUNDING_EPS * _EPS64 * x_mean)
+    x_var = tf.where(noise, tf.zeros_like(x_var), x_var)
+    return tuple(tf.cast(t, dtype) for t in (x_mean, x_var, y_mean, y_var, S))
 
 
 def _prepare(X, Y, s, fit_intercept, alpha, coef_init, tol):
     """Build the problem and the starting state of the descent at ``coef_init``.
 
     Two blocked passes over X for the moments, one for the residual and one
-    for the gradient.
+    for the gradient (and one to centre X in a copy, when it must be).
     """
     _traces["prepare"] += 1
-    mean, ybar, var, S = _weighted_moments(X, Y, s)
+    mean, var, ybar, yvar, S = _weighted_moments(X, Y, s)
     # A constant column with alpha = 0 is scaled by its size (it then acts like an
     # intercept column when there is none), or by 1 if it is all zeros.
     d = tf.sqrt(var + alpha)
     d = tf.where(d > 0, d, tf.where(mean != 0, tf.abs(mean), tf.ones_like(mean)))
     zeros = tf.zeros_like(mean)
+    # Centring is implicit (X W - m W) unless a column's offset is so far above its
+    # spread that the subtraction would cancel more digits than allowed: then X is
+    # centred once, in a copy.
+    explicit = fit_intercept & tf.reduce_any(tf.abs(mean) > _CENTRING_RATIO[X.dtype] * d)
     ybar = tf.where(fit_intercept, ybar, tf.zeros_like(ybar))
     pb = Problem(
-        X=X,
+        X=tf.cond(explicit, lambda: X - mean, lambda: X),
         Yc=Y - ybar[None, :],
         s=s,
         m=tf.where(fit_intercept, mean, zeros),
-        d=d,
+        shift=tf.where(fit_intercept & ~explicit, mean, zeros),
+        inv_d=tf.where(fit_intercept & tf.equal(var, 0), zeros, 1.0 / d),
         mu=tf.where(fit_intercept, zeros, mean / d),
         ybar=ybar,
+        J_null=tf.where(fit_intercept, yvar, yvar + tf.square(ybar)),
         S=S,
         alpha=alpha,
     )
 
-    V = coef_init * d[:, None]
-    R = _forward(pb, X, V) - pb.Yc
+    V = tf.math.divide_no_nan(coef_init, pb.inv_d[:, None])
+    R = _forward(pb, pb.X, V) - pb.Yc
     G = _gradient(pb, V, R)
     Z = _precondition(pb, G)
     J = _objective(pb, V, R)
@@ -275,7 +303,7 @@ def _full_batch(pb, state, n_epochs, conjugate, eta0, tol, limit, floor_rtol):
         Z = _precondition(pb, G)
         Q = _forward(pb, pb.X, P)
         curvature = (2.0 / pb.S) * _column_dot(pb.s[:, None] * Q, Q) + 2.0 * pb.alpha * (
-            tf.reduce_sum(tf.square(P / pb.d[:, None]), axis=0)
+            tf.reduce_sum(tf.square(P * pb.inv_d[:, None]), axis=0)
         )
         exact = tf.math.divide_no_nan(-_column_dot(G, P), curvature)
         eta = tf.where(conjugate, exact, eta0 * tf.ones_like(exact))
@@ -348,7 +376,7 @@ def _minibatch_epoch(pb, V, order, offsets, eta, tol):
         step,
         (0, V, tf.zeros([tf.shape(V)[1]], dtype), tf.zeros_like(V)),
     )
-    J = fit_sums + pb.alpha * tf.reduce_sum(tf.square(V / pb.d[:, None]), axis=0)
+    J = fit_sums + pb.alpha * tf.reduce_sum(tf.square(V * pb.inv_d[:, None]), axis=0)
     G = G_sum / tf.cast(n_batches, dtype)
     converged = _converged(pb, G, J, tol)
     return V, tf.reduce_sum(J), converged, _user_units(pb, V, G, J)
@@ -375,17 +403,17 @@ def _smoothness(pb):
     # a^T M^-1 a = ||a||^2 - (a.mu)^2 / (1 + ||mu||^2) for each row, in float64
     # blocks: with large column offsets the difference cancels most digits.
     wide = tf.float64
-    m, d, mu = (tf.cast(t, wide) for t in (pb.m, pb.d, pb.mu))
+    shift, inv_d, mu = (tf.cast(t, wide) for t in (pb.shift, pb.inv_d, pb.mu))
     shrink = 1.0 + tf.reduce_sum(tf.square(mu))
 
     def row_max(start, acc):
-        A = (tf.cast(pb.X[start : start + _STATS_CHUNK_ROWS], wide) - m) / d
+        A = (tf.cast(pb.X[start : start + _STATS_CHUNK_ROWS], wide) - shift) * inv_d
         sb = tf.cast(pb.s[start : start + _STATS_CHUNK_ROWS], wide)
         norms = tf.reduce_sum(tf.square(A), axis=1) - tf.square(tf.linalg.matvec(A, mu)) / shrink
         return start + _STATS_CHUNK_ROWS, tf.maximum(acc, tf.reduce_max(sb * norms))
 
     _, row = tf.while_loop(lambda start, _: start < n, row_max, (0, tf.zeros([], wide)))
-    reg = tf.reduce_max(2.0 * pb.alpha / tf.square(pb.d))
+    reg = tf.reduce_max(2.0 * pb.alpha * tf.square(pb.inv_d))
     return lam, tf.cast(2.0 * tf.cast(n, wide) / tf.cast(pb.S, wide) * row, dtype) + reg
 
 
@@ -398,7 +426,19 @@ def _kernel(fn, dtype):
     ints = tf.TensorSpec([None], tf.int64)
     count = tf.TensorSpec([], tf.int32)
     flag = tf.TensorSpec([], tf.bool)
-    pb = Problem(X=mat, Yc=mat, s=vec, m=vec, d=vec, mu=vec, ybar=vec, S=num, alpha=num)
+    pb = Problem(
+        X=mat,
+        Yc=mat,
+        s=vec,
+        m=vec,
+        shift=vec,
+        inv_d=vec,
+        mu=vec,
+        ybar=vec,
+        J_null=vec,
+        S=num,
+        alpha=num,
+    )
     state = (mat, mat, mat, mat, vec, count)  # V, R, G, P, best, n_bad
     signature = {
         _prepare: [mat, mat, vec, flag, num, mat, num],
@@ -583,7 +623,8 @@ def train(
     # A float64 gradient is accurate far below sqrt(tol): stopping at rounding above
     # that means the problem is too ill-conditioned. A float32 gradient's accuracy
     # depends on n and on the columns' offsets, so there the floor is the answer.
-    if epochs is None and status == STALLED and dtype == tf.float64 and ratio > np.sqrt(tol_eff):
+    far = tol is not None and ratio > np.sqrt(tol_eff)
+    if status == STALLED and epochs is None and dtype == tf.float64 and far:
         status = FLOOR
     return TrainResult(
         coef=coef,

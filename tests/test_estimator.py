@@ -154,6 +154,44 @@ def test_constant_column_without_penalty(rng, fit_intercept):
     np.testing.assert_allclose(reg.predict(X), ridge.predict(X), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("constant", [1e6, 1.7e9, 1e13])
+def test_large_constant_column_under_an_intercept(rng, constant):
+    # The intercept absorbs a constant column: its coefficient is exactly 0 and the
+    # intercept is Ridge's. Implicit centring once cancelled 1.7e9 * w to noise here.
+    s = rng.uniform(0.5, 2.0, size=1000)
+    X = np.column_stack([rng.normal(size=1000), np.full(1000, constant)])
+    y = 2 * X[:, 0] + 5 + 0.1 * rng.normal(size=1000)
+    reg = SGDL2Regressor().fit(X, y, s)
+    ridge = Ridge(alpha=reg.alpha * s.sum(), solver="svd").fit(X[:, :1], y, sample_weight=s)
+    assert reg.coef_[1] == 0
+    np.testing.assert_allclose(reg.coef_[0], ridge.coef_[0], rtol=1e-9)
+    np.testing.assert_allclose(reg.intercept_, ridge.intercept_, rtol=1e-9)
+
+
+def test_offsets_far_above_the_spread_are_centred_exactly(rng):
+    # Offsets 1e7 times the spread: implicit centring (X w - m w) keeps 9 of 16 digits
+    # and put the intercept 5e-3 off; such X is centred in a copy instead.
+    X = rng.normal(size=(300, 3)) + [1e7, 3e7, -2e7]
+    X[:, 2] += 0.5 * X[:, 0]
+    y = X @ [1.0, 2.0, 3.0] + 0.01 * rng.normal(size=300)
+    reg = SGDL2Regressor(alpha=1e-6).fit(X, y)
+    ridge = Ridge(alpha=1e-6 * 300, solver="svd").fit(X, y)
+    np.testing.assert_allclose(reg.coef_, ridge.coef_, rtol=1e-13)
+    np.testing.assert_allclose(reg.intercept_, ridge.intercept_, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_exact_interpolation_ends_cleanly(rng, fit_intercept):
+    # J reaches rounding level: that is convergence, not a floor, a NaN or a divergence.
+    X = rng.normal(size=(3, 3))
+    y = rng.normal(size=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for tol in (1e-10, None):
+            reg = SGDL2Regressor(alpha=0.0, fit_intercept=fit_intercept, tol=tol).fit(X, y)
+            np.testing.assert_allclose(reg.predict(X), y, atol=1e-12)
+
+
 # ----------------------------------------------------------------- mini-batches
 
 
@@ -205,6 +243,7 @@ def test_convergence_warning_only_when_max_iter_cuts_short(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         SGDL2Regressor(max_iter=2, tol=None).fit(X, y)  # tol=None: no rule to miss
+        SGDL2Regressor(tol=None).fit(X, y)  # ... and no floor to warn about
         SGDL2Regressor().fit(X, y)
 
 
@@ -348,14 +387,17 @@ def test_grid_search_in_worker_processes(rng):
 def test_clones_and_new_shapes_reuse_the_compiled_kernels(rng):
     from skl_tfreg import _core
 
-    base = SGDL2Regressor(alpha=0.1)
-    for dtype in (np.float64, np.float32):  # the first fit of each dtype may trace
-        clone(base).fit(rng.normal(size=(9, 2)).astype(dtype), rng.normal(size=9))
+    configs = [{}, {"batch_size": 2, "max_iter": 3, "tol": None}]
+    for dtype in (np.float64, np.float32):  # the first fit of each kind may trace
+        for params in configs:
+            SGDL2Regressor(**params).fit(rng.normal(size=(9, 2)).astype(dtype), np.ones(9))
     before = _core.trace_count()
     for n, p in [(3, 1), (40, 6), (500, 12), (7, 30)]:
         for dtype in (np.float64, np.float32):
-            X = rng.normal(size=(n, p)).astype(dtype)
-            clone(base).set_params(alpha=float(n)).fit(X, rng.normal(size=n))
+            for params in configs:
+                X = rng.normal(size=(n, p)).astype(dtype)
+                reg = clone(SGDL2Regressor(**params)).set_params(alpha=float(n), verbose=0)
+                reg.fit(X, rng.normal(size=n))
     assert _core.trace_count() == before
 
 
