@@ -20,8 +20,11 @@ intercept the Hessian is that matrix plus the rank-one term ``2 mu mu^T``,
 ``mu = mean / d``; the preconditioner ``M^-1 = I - mu mu^T / (1 + ||mu||^2)``
 (Sherman-Morrison) removes it, so column offsets cost nothing either. None of
 this changes the minimiser: ``coef`` and ``intercept`` come back in the caller's
-units. ``A`` is never formed; products with it are computed from ``X`` itself,
-so no copy of ``X`` is made.
+units. ``A`` is never formed; products with it are computed from ``X`` itself
+(``X W - m W``), so no copy of ``X`` is made, unless some column's offset is so
+far above its scale (``_CENTRING_RATIO``) that the subtraction would cancel too
+many digits: then ``X - m`` is formed once. A constant column under an intercept
+gets ``1 / d = 0``: the intercept absorbs it and its coefficient is 0.
 
 Steps
 -----
@@ -39,9 +42,10 @@ Stopping
 Converged when ``sqrt(g^T M^-1 g) <= tol * sqrt(J)`` for every target: both
 sides are in units of y, and the relative gap ``(J - J*) / J`` is at most about
 ``tol^2 / (2 lambda_min)``. Below ten machine epsilons a computed gradient is
-rounding noise, so ``tol`` is raised to that; a full-batch fit also stops when
-neither the objective nor the gradient has improved beyond rounding for 5
-epochs (the floor of float32).
+rounding noise, so ``tol`` is raised to that. A target whose ``J`` has fallen
+to ``(16 eps)^2`` times its value at ``coef = 0`` is fitted to rounding and has
+converged too. A full-batch fit also stops when neither the objective nor the
+gradient has improved beyond rounding for 5 epochs (the floor of float32).
 """
 
 from __future__ import annotations

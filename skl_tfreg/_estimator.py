@@ -59,7 +59,8 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
         With mini-batches training also stops when the epoch's objective has
         improved by less than ``tol`` (relative) for 5 epochs, as in
         SGDRegressor. ``None`` turns the rules off and runs ``max_iter``
-        epochs (a full-batch fit still stops at the rounding floor).
+        epochs (a full-batch fit still stops at the rounding floor, or once
+        ``y`` is fitted to rounding).
     batch_size : "auto" or int, default="auto"
         Rows per gradient step. ``"auto"`` uses all rows (full-batch gradient
         descent, deterministic and exact). An integer smaller than the number

@@ -52,3 +52,46 @@ def test_default_fit_reaches_ridge_on_a_million_rows(dtype, bar, oracle):
     y = X @ rng.normal(size=20) + rng.normal(size=1_000_000)
     reg = SGDL2Regressor().fit(X.astype(dtype), y)
     assert oracle.gap(reg, X, y) <= bar
+
+
+def _summary(n_problems=400):
+    """Count, per dtype, fits that end away from Ridge's optimum, with and without warning.
+
+    ``python tests/test_optimum_sweep.py`` prints the figures quoted in the user guide.
+    A float64 fit is "away" above a relative gap of 1e-6; a float32 fit when it exceeds
+    the optimum J* (of the float32-rounded data) by more than 1e-3 J* plus 100 times
+    the mean squared float32 rounding of the predictions and targets.
+    """
+    from conftest import objective
+    from sklearn.linear_model import Ridge
+
+    eps32 = np.finfo(np.float32).eps
+    for dtype in (np.float64, np.float32):
+        counts = {}
+        for seed in range(n_problems):
+            X, y, weights, alpha, fit_intercept = _problem(seed)
+            X, y = X.astype(dtype).astype(float), y.astype(dtype).astype(float)
+            s = np.ones(len(y)) if weights is None else weights
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                reg = SGDL2Regressor(alpha=alpha, fit_intercept=fit_intercept)
+                reg.fit(X.astype(dtype), y.astype(dtype), weights)
+            ridge = Ridge(alpha=alpha * s.sum(), fit_intercept=fit_intercept, solver="svd")
+            ridge.fit(X, y, sample_weight=s)
+            best = objective(X, y, ridge.coef_, ridge.intercept_, alpha, s)
+            excess = objective(X, y, reg.coef_, reg.intercept_, alpha, s) - best
+            if dtype is np.float32:
+                size = np.abs(X) @ np.abs(ridge.coef_) + np.abs(ridge.intercept_) + np.abs(y)
+                away = excess > 1e-3 * best + 100 * np.mean((eps32 * size) ** 2)
+            else:
+                away = excess > 1e-6 * best
+            shape = "n < p" if X.shape[0] < X.shape[1] else "n >= p"
+            key = (shape, "away" if away else "at optimum", "warned" if caught else "silent")
+            counts[key] = counts.get(key, 0) + 1
+        print(np.dtype(dtype).name)
+        for key in sorted(counts):
+            print("  ", ", ".join(key), counts[key])
+
+
+if __name__ == "__main__":
+    _summary()
