@@ -271,8 +271,9 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
                 f"SGDL2Regressor stopped after {result.n_epochs} epochs because neither the "
                 f"objective nor its gradient improved any more in {np.dtype(dtype).name} "
                 f"(gradient / sqrt(objective) = {result.grad_ratio:.3g}, tol={self.tol}): "
-                "the problem is too ill-conditioned for this precision. Use float64 data, "
-                "a larger alpha, or columns of less extreme scales.",
+                "the problem is too ill-conditioned for gradient descent in this precision. "
+                "A larger alpha or columns of less extreme scales help; Ridge, a direct "
+                "solver, does not need them.",
                 ConvergenceWarning,
                 stacklevel=3,
             )
