@@ -22,3 +22,14 @@ def test_docs_pages_run(page):
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_readme_quickstart_runs():
+    readme = (DOCS.parent / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    assert blocks, "README has no python example"
+    namespace = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
+    reg = namespace["reg"]
+    assert abs(reg.coef_[0] - 3.657) < 1e-3 and abs(reg.intercept_ - 2.5) < 0.05
