@@ -168,8 +168,9 @@ def _gradient_norm(pb, G):
 
 def _converged(pb, G, J, tol):
     """Whether every target meets the gradient rule, or fits y to rounding."""
-    eps = np.finfo(pb.X.dtype.as_numpy_dtype).eps
-    exact = J <= tf.square(_ROUNDING_EPS * eps) * pb.J_null
+    # A tensor of the data's dtype: numpy < 2 would promote a float32 scalar here.
+    level = tf.constant((_ROUNDING_EPS * np.finfo(pb.X.dtype.as_numpy_dtype).eps) ** 2, J.dtype)
+    exact = J <= level * pb.J_null
     return tf.reduce_all((_gradient_norm(pb, G) <= tol * tf.sqrt(J)) | exact)
 
 
