@@ -300,9 +300,9 @@ def _full_batch(pb, state, n_epochs, conjugate, eta0, tol, limit, floor_rtol):
     def refresh(V, P):
         # The updated residual drifts by rounding: recompute it before trusting it.
         R = _forward(pb, pb.X, V) - pb.Yc
-        G = _gradient(pb, V, R)
+        G, J = _gradient(pb, V, R), _objective(pb, V, R)
         Z_new = _precondition(pb, G)
-        return R, G, Z_new, tf.where(_converged(pb, G, _objective(pb, V, R), tol), P, -Z_new)
+        return R, G, Z_new, tf.where(_converged(pb, G, J, tol), P, -Z_new), J
 
     def step(i, V, R, G, P, best, n_bad, objectives, status):
         Z = _precondition(pb, G)
@@ -316,10 +316,11 @@ def _full_batch(pb, state, n_epochs, conjugate, eta0, tol, limit, floor_rtol):
         R = R + eta[None, :] * Q
         G_new = _gradient(pb, V, R)
         Z_new = _precondition(pb, G_new)
-        R, G_new, Z_new, P = tf.cond(
-            _converged(pb, G_new, _objective(pb, V, R), tol),
+        J = _objective(pb, V, R)
+        R, G_new, Z_new, P, J = tf.cond(
+            _converged(pb, G_new, J, tol),
             lambda: refresh(V, P),
-            lambda: (R, G_new, Z_new, P),
+            lambda: (R, G_new, Z_new, P, J),
         )
         beta = tf.math.divide_no_nan(_column_dot(Z_new, G_new - G), _column_dot(Z, G))
         beta = tf.where(conjugate, tf.maximum(beta, 0.0), tf.zeros_like(beta))
@@ -327,7 +328,6 @@ def _full_batch(pb, state, n_epochs, conjugate, eta0, tol, limit, floor_rtol):
         # Restart from steepest descent wherever P stopped being a descent direction.
         P = tf.where((_column_dot(G_new, P) < 0)[None, :], P, -Z_new)
 
-        J = _objective(pb, V, R)
         objective = tf.reduce_sum(J)
         objectives = objectives.write(i, objective)
         # best = (lowest objective, lowest gradient norm). At the rounding floor
