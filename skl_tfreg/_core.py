@@ -191,6 +191,22 @@ def _user_units(pb, V, G, J):
 # Compiled kernels. Each Python body runs only while TensorFlow traces it.
 
 
+def _fold_row_blocks(arrays, body, init):
+    """Fold ``acc = body(*blocks, acc)`` over float64 row blocks of ``arrays``.
+
+    float64 whatever the data's dtype, for sums that float32 would round away;
+    blocks of ``_STATS_CHUNK_ROWS`` rows bound the float64 temporaries.
+    """
+    n = tf.shape(arrays[0])[0]
+
+    def step(start, acc):
+        rows = slice(start, start + _STATS_CHUNK_ROWS)
+        blocks = (tf.cast(a[rows], tf.float64) for a in arrays)
+        return start + _STATS_CHUNK_ROWS, body(*blocks, acc)
+
+    return tf.while_loop(lambda start, _: start < n, step, (0, init))[1]
+
+
 def _weighted_moments(X, Y, s):
     """Weighted means and variances of the columns of X and Y, and the weight sum.
 
@@ -200,15 +216,7 @@ def _weighted_moments(X, Y, s):
     mean of the deviations. Blocking bounds the float64 temporaries.
     """
     dtype, wide = X.dtype, tf.float64
-    n, p, k = tf.shape(X)[0], tf.shape(X)[1], tf.shape(Y)[1]
-
-    def blocks(body, init):
-        def step(start, acc):
-            rows = slice(start, start + _STATS_CHUNK_ROWS)
-            Xb, Yb, sb = (tf.cast(a[rows], wide) for a in (X, Y, s))
-            return start + _STATS_CHUNK_ROWS, body(Xb, Yb, sb, acc)
-
-        return tf.while_loop(lambda start, _: start < n, step, (0, init))[1]
+    p, k = tf.shape(X)[1], tf.shape(Y)[1]
 
     def sums(Xb, Yb, sb, acc):
         return (
@@ -217,7 +225,9 @@ def _weighted_moments(X, Y, s):
             acc[2] + tf.reduce_sum(sb),
         )
 
-    Sx, Sy, S = blocks(sums, (tf.zeros([p], wide), tf.zeros([k], wide), tf.zeros([], wide)))
+    Sx, Sy, S = _fold_row_blocks(
+        (X, Y, s), sums, (tf.zeros([p], wide), tf.zeros([k], wide), tf.zeros([], wide))
+    )
     x_mean, y_mean = Sx / S, Sy / S
 
     def deviations(Xb, Yb, sb, acc):
@@ -227,7 +237,8 @@ def _weighted_moments(X, Y, s):
             for a, D in zip(acc, (Dx, tf.square(Dx), Dy, tf.square(Dy)), strict=True)
         )
 
-    dx, dx2, dy, dy2 = blocks(
+    dx, dx2, dy, dy2 = _fold_row_blocks(
+        (X, Y, s),
         deviations,
         (tf.zeros([p], wide), tf.zeros([p], wide), tf.zeros([k], wide), tf.zeros([k], wide)),
     )
@@ -411,13 +422,12 @@ def _smoothness(pb):
     shift, inv_d, mu = (tf.cast(t, wide) for t in (pb.shift, pb.inv_d, pb.mu))
     shrink = 1.0 + tf.reduce_sum(tf.square(mu))
 
-    def row_max(start, acc):
-        A = (tf.cast(pb.X[start : start + _STATS_CHUNK_ROWS], wide) - shift) * inv_d
-        sb = tf.cast(pb.s[start : start + _STATS_CHUNK_ROWS], wide)
+    def row_max(Xb, sb, acc):
+        A = (Xb - shift) * inv_d
         norms = tf.reduce_sum(tf.square(A), axis=1) - tf.square(tf.linalg.matvec(A, mu)) / shrink
-        return start + _STATS_CHUNK_ROWS, tf.maximum(acc, tf.reduce_max(sb * norms))
+        return tf.maximum(acc, tf.reduce_max(sb * norms))
 
-    _, row = tf.while_loop(lambda start, _: start < n, row_max, (0, tf.zeros([], wide)))
+    row = _fold_row_blocks((pb.X, pb.s), row_max, tf.zeros([], wide))
     reg = tf.reduce_max(2.0 * pb.alpha * tf.square(pb.inv_d))
     return lam, tf.cast(2.0 * tf.cast(n, wide) / tf.cast(pb.S, wide) * row, dtype) + reg
 
