@@ -2,34 +2,43 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _core
-from ._batching import iter_epochs
+from . import _training
+from ._batching import iter_batches, iter_epochs
+from ._callbacks import CallbackSupportMixin, EpochCallbacks, has_callbacks
+
+# scikit-learn >= 1.9 has a callback API (set_callbacks, ProgressBar); older ones do not.
+_BASES = (RegressorMixin, BaseEstimator)
+if CallbackSupportMixin is not None:
+    _BASES = (CallbackSupportMixin, *_BASES)
 
 
-class SGDL2Regressor(RegressorMixin, BaseEstimator):
+class SGDL2Regressor(*_BASES):
     """Linear least squares with an L2 penalty, trained by gradient descent in TensorFlow.
 
-    The model predicts ``X @ coef_ + intercept_`` and minimises, over the
+    The model predicts ``X @ coef_.T + intercept_`` and minimises, over the
     coefficients ``w`` and the intercept ``b``::
 
         J(w, b) = sum_i s_i (x_i . w + b - y_i)^2 / sum_i s_i  +  alpha * ||w||^2
 
     where ``s`` are the sample weights (ones by default) and the intercept is
-    not penalised. ``SGDRegressor(penalty="l2", alpha=alpha)`` minimises
-    ``J / 2`` (with unit weights; it writes both terms with a factor 1/2), so
-    the two share their minimiser, and that minimiser is
-    ``Ridge(alpha=alpha * sum(s))``: Ridge penalises the *sum* of squared
-    errors, this estimator and SGDRegressor the *mean*.
+    not penalised; with several targets ``J`` is the sum of one such term per
+    target. ``SGDRegressor(penalty="l2", alpha=alpha)`` minimises ``J / 2``
+    (with unit weights; it writes both terms with a factor 1/2), so the two
+    share their minimiser, and that minimiser is ``Ridge(alpha=alpha * sum(s))``:
+    Ridge penalises the *sum* of squared errors, this estimator and
+    SGDRegressor the *mean*.
 
     Training runs in TensorFlow on centred and scaled coordinates (a
     preconditioner only: the fitted coefficients minimise ``J`` in the units of
@@ -49,58 +58,84 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
     max_iter : int, default=1000
         Most epochs (passes over the data) to run.
     tol : float or None, default=1e-10
-        Stopping tolerance of the rule by gradient norm: training stops when
-        the norm of the gradient of ``J`` in the preconditioned coordinates is
-        at most ``tol * sqrt(J)`` (both in units of ``y``, so the rule does not
-        depend on the scale of the data). The default is tight enough that
-        float64 fits agree with Ridge to about 1e-9. In float32 the rule uses
-        ``max(tol, 1.2e-6)``, and a full-batch fit also stops when neither the
-        objective nor the gradient has improved beyond rounding for 5 epochs.
-        With mini-batches training also stops when the epoch's objective has
-        improved by less than ``tol`` (relative) for 5 epochs, as in
-        SGDRegressor. ``None`` turns the rules off and runs ``max_iter``
-        epochs (a full-batch fit still stops at the rounding floor, or once
-        ``y`` is fitted to rounding).
+        Stopping tolerance. Training stops when the norm of the gradient of
+        ``J`` in the preconditioned coordinates is at most ``tol * sqrt(J)``
+        (both in units of ``y``, so the rule does not depend on the scale of the
+        data; in float32 the rule uses ``max(tol, 1.2e-6)``), or after
+        ``n_iter_no_change`` epochs in a row without progress: the objective
+        falling by more than ``tol`` of itself (with conjugate-gradient steps,
+        or the gradient norm falling by 1%), or with ``early_stopping`` the
+        validation score rising by more than ``tol``. The default is tight
+        enough that float64 fits agree with Ridge to about 1e-9. ``None``
+        turns the rules off and runs ``max_iter`` epochs (a full-batch fit
+        still stops at the rounding floor, or once ``y`` is fitted to rounding).
+    n_iter_no_change : int, default=5
+        Epochs without progress (see ``tol``) before training stops or, with
+        ``learning_rate="adaptive"`` and mini-batch ``"auto"``, the step is
+        divided by 5.
     batch_size : "auto" or int, default="auto"
         Rows per gradient step. ``"auto"`` uses all rows (full-batch gradient
         descent, deterministic and exact). An integer smaller than the number
         of samples gives mini-batches in the order of :func:`iter_epochs`.
-    learning_rate : {"auto", "constant"}, default="auto"
-        ``"auto"`` derives the step from the data: with full batches, the exact
-        line-search step along conjugate-gradient directions; with
-        mini-batches, ``1 / (2 L(b))`` for the data's expected smoothness
-        ``L(b)``, divided by 5 whenever the objective stalls (at most 5 times).
-        ``"constant"`` takes plain gradient steps of size ``eta0``.
+    learning_rate : {"auto", "constant", "invscaling", "adaptive"}, default="auto"
+        Step size rule. ``"auto"`` needs no tuning: with full batches it takes
+        the exact line-search step along conjugate-gradient directions; with
+        mini-batches it starts at ``1 / (2 L(b))`` for the data's expected
+        smoothness ``L(b)`` and divides the step by 5 whenever the objective
+        stalls (at most 5 times). The others take plain (preconditioned)
+        gradient steps: ``"constant"`` of size ``eta0``; ``"invscaling"`` of
+        size ``eta0 / (t + 1) ** power_t`` at step ``t``; ``"adaptive"`` of size
+        ``eta0``, divided by 5 after every ``n_iter_no_change`` epochs without
+        progress, stopping once it falls below 1e-6. ``"auto"`` and
+        ``"adaptive"`` undo an epoch whose objective explodes and retry with a
+        step 5 times smaller.
     eta0 : float, default=0.01
-        Step size for ``learning_rate="constant"``, in the preconditioned
-        coordinates (where the diagonal entries of the Hessian are about 2, so
-        steps up to about ``1 / n_features`` are safe).
+        Initial step size of ``"constant"``, ``"invscaling"`` and
+        ``"adaptive"``, in the preconditioned coordinates (where the diagonal
+        entries of the Hessian are 2, so steps up to about ``1 / (n_features +
+        1)`` are always safe).
+    power_t : float, default=0.25
+        Exponent of ``"invscaling"``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows (drawn with
+        ``random_state``), score R^2 on them after every epoch, stop after
+        ``n_iter_no_change`` epochs without an improvement by ``tol``, and keep
+        the coefficients of the best epoch. ``fit`` only.
+    validation_fraction : float, default=0.1
+        Share of the rows held out by ``early_stopping``, in (0, 1).
     shuffle : bool, default=True
         Shuffle the rows at every epoch (mini-batches only; a full-batch
         gradient does not depend on the order of rows).
     random_state : int, RandomState instance or None, default=None
-        Seed of the shuffling.
+        Seed of the shuffling and of the validation split.
     warm_start : bool, default=False
-        Start ``fit`` from the previous ``coef_`` instead of zeros.
+        Start ``fit`` from the previous ``coef_`` and ``intercept_`` and
+        continue the step rule (its step size, step count ``t_`` and search
+        direction) instead of starting afresh.
     verbose : int, default=0
         If positive, print the epoch, objective, gradient norm, coefficients
         ``W``, intercept ``b`` and elapsed time every ``verbose`` epochs.
 
     Attributes
     ----------
-    coef_ : ndarray of shape (n_features,)
+    coef_ : ndarray of shape (n_features,) or (n_targets, n_features)
         Fitted coefficients, in the dtype of the training data.
-    intercept_ : numpy scalar
+    intercept_ : numpy scalar or ndarray of shape (n_targets,)
         Fitted intercept (0 when ``fit_intercept=False``).
     n_iter_ : int
-        Number of epochs run (0 when a warm start already meets ``tol``).
+        Number of epochs run by ``fit`` (0 when a warm start already meets
+        ``tol``), plus one for every later ``partial_fit``.
     t_ : int
-        Number of gradient steps taken (equal to ``n_iter_`` with full batches).
+        Number of gradient steps taken since the last fit that was not a warm
+        start (equal to the epochs with full batches).
     loss_curve_ : ndarray of shape (n_iter_,)
-        The objective ``J`` after each epoch. For mini-batches it is the
-        estimate made during the epoch, as SGDRegressor does: each batch's
-        weighted squared error at the coefficients before its step, summed
-        and divided by ``sum(s)``, plus the penalty at the epoch's end.
+        The objective ``J`` after each epoch (``partial_fit`` appends one
+        entry). For mini-batches it is the estimate made during the epoch, as
+        SGDRegressor does: each batch's weighted squared error at the
+        coefficients before its step, summed and divided by ``sum(s)``, plus
+        the penalty at the epoch's end.
+    validation_scores_ : ndarray of shape (n_iter_,)
+        R^2 on the held-out rows after each epoch; only with ``early_stopping``.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -129,9 +164,13 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
         "fit_intercept": ["boolean"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left"), None],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"auto", "constant"})],
+        "learning_rate": [StrOptions({"auto", "constant", "invscaling", "adaptive"})],
         "eta0": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
         "warm_start": ["boolean"],
@@ -145,9 +184,13 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
         fit_intercept=True,
         max_iter=1000,
         tol=1e-10,
+        n_iter_no_change=5,
         batch_size="auto",
         learning_rate="auto",
         eta0=0.01,
+        power_t=0.25,
+        early_stopping=False,
+        validation_fraction=0.1,
         shuffle=True,
         random_state=None,
         warm_start=False,
@@ -157,13 +200,58 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
         self.fit_intercept = fit_intercept
         self.max_iter = max_iter
         self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.eta0 = eta0
+        self.power_t = power_t
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
         self.shuffle = shuffle
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _validate_training_data(self, X, y, sample_weight, *, reset, dtype=None):
+        """Validated X, y as a (n_samples, n_targets) matrix, weights, and whether y was 1-D."""
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            dtype=[np.float64, np.float32] if dtype is None else dtype,
+            y_numeric=True,
+            multi_output=True,
+            reset=reset,
+        )
+        y = np.asarray(y, dtype=X.dtype)
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+        )
+        if not sample_weight.sum() > 0:  # scikit-learn < 1.9 lets all-zero weights through
+            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
+        return X, y.reshape(len(y), -1), sample_weight, y.ndim == 1
+
+    def _check_targets(self, Y, single, action):
+        fitted = 1 if np.ndim(self.coef_) == 1 else self.coef_.shape[0]
+        if Y.shape[1] != fitted or single != (np.ndim(self.coef_) == 1):
+            shape = "1-D" if np.ndim(self.coef_) == 1 else f"{fitted} columns"
+            raise ValueError(
+                f"y has {'shape (n_samples,)' if single else f'{Y.shape[1]} columns'} but "
+                f"this SGDL2Regressor was fitted on y of {shape}; {action}."
+            )
+
+    def _initial_state(self):
+        """(coef_init, intercept_init, state) to continue from the fitted model."""
+        coef = np.atleast_2d(self.coef_).T  # (n_features, n_targets)
+        intercept = np.atleast_1d(self.intercept_)
+        if not self.fit_intercept:
+            intercept = np.full_like(intercept, np.nan)  # frozen at 0 in any case
+        return coef, intercept, getattr(self, "_train_state", None)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -174,8 +262,8 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
             Training data. float32 data trains in float32, everything else in
             float64. Never modified.
-        y : array-like of shape (n_samples,)
-            Targets.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets; a 2-D ``y`` fits one model per column in the same run.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights ``s_i`` with a positive sum; ones when None.
 
@@ -184,56 +272,173 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
         self : SGDL2Regressor
             The fitted estimator.
         """
-        first_call = not (self.warm_start and hasattr(self, "coef_"))
+        warm = self.warm_start and hasattr(self, "coef_")
         # A warm start checks X against the fitted features and changes no state if
         # they differ.
-        X, y = validate_data(
-            self, X, y, dtype=[np.float64, np.float32], y_numeric=True, reset=first_call
+        X, Y, sample_weight, single = self._validate_training_data(
+            X, y, sample_weight, reset=not warm
         )
-        y = np.asarray(y, dtype=X.dtype)
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
-        )
-        if not sample_weight.sum() > 0:  # scikit-learn < 1.9 lets all-zero weights through
-            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
-        return self._fit(X, y, sample_weight, None if first_call else self.coef_)
-
-    def _fit(self, X, y, sample_weight, coef_init):
+        coef_init, intercept_init, state = None, None, None
+        if warm:
+            self._check_targets(Y, single, "set warm_start=False to fit a new model")
+            coef_init, intercept_init, state = self._initial_state()
+        rng = check_random_state(self.random_state)
+        validate = None
+        if self.early_stopping:
+            X, Y, sample_weight, validate = self._validation_split(X, Y, sample_weight, rng)
         n_samples = X.shape[0]
         full_batch = self.batch_size == "auto" or self.batch_size >= n_samples
         epochs = None
         if not full_batch:
-            epochs = iter_epochs(
-                n_samples,
-                self.batch_size,
-                shuffle=self.shuffle,
-                random_state=check_random_state(self.random_state),
+            epochs = iter_epochs(n_samples, self.batch_size, shuffle=self.shuffle, random_state=rng)
+        callbacks = None
+        if has_callbacks(self):
+            metadata = {"sample_weight": sample_weight}
+            callbacks = EpochCallbacks(
+                self, X, Y, metadata, self.max_iter, lambda c, b: self._attributes(c, b, single)
             )
-        result = _core.train(
+        try:
+            result = self._train(
+                X, Y, sample_weight, epochs=epochs, max_iter=self.max_iter,
+                coef_init=coef_init, intercept_init=intercept_init, state=state,
+                validate=validate, callbacks=callbacks,
+            )  # fmt: skip
+        finally:
+            if callbacks is not None:
+                callbacks.close()
+        self._check_result(result, X.dtype, full_batch)
+        self._store(result, single)
+        self.n_iter_ = result.n_epochs
+        self.loss_curve_ = result.loss_curve
+        if self.early_stopping:
+            self.validation_scores_ = result.validation_scores
+        else:
+            self.__dict__.pop("validation_scores_", None)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train one epoch on a chunk of rows, continuing from the current model.
+
+        The preconditioner's moments, the step rule (step size, step count
+        ``t_``, search direction) and the stall count carry over between calls,
+        so with ``shuffle=False`` ``k`` calls on the same data take the same
+        steps as ``fit`` with ``max_iter=k``. A chunk that the model already
+        fits to ``tol`` is not trained on. ``early_stopping`` does not apply.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data, with the features of the first call.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Its targets, with the shape of the first call's.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights with a positive sum; ones when None.
+
+        Returns
+        -------
+        self : SGDL2Regressor
+            The updated estimator.
+        """
+        first = not hasattr(self, "coef_")
+        X, Y, sample_weight, single = self._validate_training_data(
+            X, y, sample_weight, reset=first, dtype=None if first else self.coef_.dtype
+        )
+        coef_init, intercept_init, state = None, None, None
+        if not first:
+            self._check_targets(Y, single, "call fit to start a new model")
+            coef_init, intercept_init, state = self._initial_state()
+        n_samples = X.shape[0]
+        full_batch = self.batch_size == "auto" or self.batch_size >= n_samples
+        epochs = None
+        if not full_batch:
+            done = 0 if first else self.n_iter_
+            epochs = [list(iter_batches(n_samples, self.batch_size, shuffle=self.shuffle,
+                                        random_state=self._chunk_rng(done)))]  # fmt: skip
+        result = self._train(
+            X, Y, sample_weight, epochs=epochs, max_iter=1, coef_init=coef_init,
+            intercept_init=intercept_init, state=state, accumulate=True,
+        )  # fmt: skip
+        self._check_result(result, X.dtype, full_batch, partial=True)
+        self._store(result, single)
+        self.n_iter_ = (0 if first else self.n_iter_) + result.n_epochs
+        previous = [] if first else [self.loss_curve_]
+        self.loss_curve_ = np.concatenate([*previous, result.loss_curve])
+        self.__dict__.pop("validation_scores_", None)
+        return self
+
+    def _chunk_rng(self, done):
+        """The shuffling of ``partial_fit``'s epoch number ``done``: reproducible by seed."""
+        if isinstance(self.random_state, Integral):
+            return np.random.default_rng([self.random_state, done])
+        return check_random_state(self.random_state)
+
+    def _validation_split(self, X, Y, sample_weight, rng):
+        """Hold out ``validation_fraction`` of the rows; the rest and an R^2 scorer."""
+        n_samples = X.shape[0]
+        n_val = math.ceil(self.validation_fraction * n_samples)
+        if n_val < 2 or n_samples - n_val < 1:
+            raise ValueError(
+                f"early_stopping needs at least 2 validation rows and 1 training row: "
+                f"validation_fraction={self.validation_fraction} of {n_samples} samples "
+                f"gives {n_val} and {n_samples - n_val}. Use more samples, change "
+                "validation_fraction, or set early_stopping=False."
+            )
+        order = rng.permutation(n_samples)
+        val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+        X_val, Y_val, s_val = X[val], Y[val], sample_weight[val]
+        if not s_val.sum() > 0 or not sample_weight[train].sum() > 0:
+            raise ValueError(
+                "early_stopping drew a validation or training split whose sample_weight "
+                "sums to zero; change random_state or validation_fraction."
+            )
+
+        def validate(coef, intercept):
+            return r2_score(Y_val, X_val @ coef + intercept, sample_weight=s_val)
+
+        return X[train], Y[train], sample_weight[train], validate
+
+    def _train(self, X, Y, sample_weight, *, callbacks=None, **kwargs):
+        report_every = 1 if callbacks is not None else int(self.verbose)
+
+        def on_epoch(report):
+            if self.verbose and (report.epoch % self.verbose == 0 or report.final):
+                _print_progress(report)
+            return callbacks is not None and callbacks.epoch_end(report)
+
+        return _training.train(
             X,
-            y[:, None],
+            Y,
             sample_weight,
             alpha=self.alpha,
             fit_intercept=self.fit_intercept,
-            max_iter=self.max_iter,
             tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
             learning_rate=self.learning_rate,
             eta0=self.eta0,
-            epochs=epochs,
-            batch_size=None if full_batch else self.batch_size,
-            coef_init=None if coef_init is None else coef_init[:, None],
-            report=_print_progress if self.verbose else None,
-            report_every=int(self.verbose),
+            power_t=self.power_t,
+            batch_size=None if self.batch_size == "auto" else self.batch_size,
+            on_epoch=on_epoch if report_every else None,
+            report_every=max(report_every, 1),
+            **kwargs,
         )
-        self._check_result(result, X.dtype, full_batch)
-        self.coef_ = result.coef[:, 0]
-        self.intercept_ = result.intercept[0] if self.fit_intercept else X.dtype.type(0)
-        self.n_iter_ = result.n_epochs
-        self.t_ = result.n_steps
-        self.loss_curve_ = result.loss_curve
-        return self
 
-    def _check_result(self, result, dtype, full_batch):
+    def _attributes(self, coef, intercept, single):
+        """Fitted attributes from the core's (n_features, n_targets) coefficients."""
+        coef, intercept = coef.T, np.asarray(intercept)
+        if not self.fit_intercept:
+            intercept = np.zeros_like(intercept)
+        if single:
+            return {"coef_": coef[0], "intercept_": intercept[0]}
+        return {"coef_": coef, "intercept_": intercept}
+
+    def _store(self, result, single):
+        for name, value in self._attributes(result.coef, result.intercept, single).items():
+            setattr(self, name, value)
+        self.t_ = result.state.t
+        self._train_state = result.state
+
+    def _check_result(self, result, dtype, full_batch, partial=False):
         finite = np.all(np.isfinite(result.coef)) and np.all(np.isfinite(result.intercept))
         if result.status == "overflow":
             raise ValueError(
@@ -241,13 +446,12 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
                 "squared and summed; rescale them or pass float64 data."
             )
         if result.status == "diverged" or not finite:
-            if self.learning_rate == "constant":
+            if self.learning_rate in ("constant", "invscaling"):
                 hint = f"lower eta0 (now {self.eta0}) or use learning_rate='auto'"
-            elif not full_batch:
+            elif self.learning_rate == "adaptive" or not full_batch:
                 hint = (
-                    "the mini-batch step estimated from the data was too large for these "
-                    "batches; use a larger batch_size, or learning_rate='constant' with a "
-                    "small eta0"
+                    "the step stayed too large after 10 reductions by 5; use a larger "
+                    "batch_size, or a smaller eta0"
                 )
             else:
                 hint = (
@@ -258,6 +462,8 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
                 f"Training diverged after {result.n_epochs} epochs: the objective grew "
                 f"past ten times its starting value or became non-finite; {hint}."
             )
+        if partial:
+            return  # one epoch by design: no limit cut it short
         if result.status == "max_iter" and self.tol is not None:
             warnings.warn(
                 f"SGDL2Regressor stopped at max_iter={self.max_iter} epochs before the "
@@ -279,7 +485,7 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
             )
 
     def predict(self, X):
-        """Predict ``X @ coef_ + intercept_``.
+        """Predict ``X @ coef_.T + intercept_``.
 
         Parameters
         ----------
@@ -288,20 +494,21 @@ class SGDL2Regressor(RegressorMixin, BaseEstimator):
 
         Returns
         -------
-        y_pred : ndarray of shape (n_samples,)
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
             Predicted values.
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        return X @ self.coef_ + self.intercept_
+        return X @ self.coef_.T + self.intercept_
 
 
-def _print_progress(epoch, objective, grad_norm, coef, intercept, elapsed):
+def _print_progress(report):
     """Print the original post's display line: epoch, training loss, W and b."""
-    w = np.array2string(coef[:, 0], precision=6, threshold=6, edgeitems=2)
-    b = np.array2string(intercept, precision=6)[1:-1]
+    coef = report.coef[:, 0] if report.coef.shape[1] == 1 else report.coef.T
+    w = np.array2string(coef, precision=6, threshold=6, edgeitems=2)
+    b = np.array2string(report.intercept, precision=6)[1:-1]
     print(
-        f"EPOCH {epoch}: training loss {objective:.6g}, |grad| {grad_norm:.3g}, "
-        f"W: {w}, b: {b}, {elapsed:.2f} s",
+        f"EPOCH {report.epoch}: training loss {report.objective:.6g}, "
+        f"|grad| {report.grad_norm:.3g}, W: {w}, b: {b}, {report.elapsed:.2f} s",
         flush=True,
     )

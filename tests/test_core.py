@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from skl_tfreg import _core, iter_epochs
+from skl_tfreg import _core, _training, iter_epochs
 
 
 def _preconditioner(X, y, s, alpha):
@@ -22,7 +22,7 @@ def _data(rng, n=40, p=3):
 
 def _constant_steps(X, y, s, *, alpha, eta0, max_iter, **kwargs):
     """Train with plain constant steps and no stopping rule."""
-    return _core.train(X, y[:, None], s, alpha=alpha, fit_intercept=True, max_iter=max_iter,
+    return _training.train(X, y[:, None], s, alpha=alpha, fit_intercept=True, max_iter=max_iter,
                        tol=None, learning_rate="constant", eta0=eta0, **kwargs)  # fmt: skip
 
 
@@ -50,13 +50,17 @@ def test_minibatch_epoch_follows_the_generator_order(rng):
         X, y, s, alpha=alpha, eta0=eta, max_iter=2, epochs=iter(batches), batch_size=4
     )
     m, d, ybar, S = _preconditioner(X, y, s, alpha)
-    A, yc, v = (X - m) / d, y - ybar, np.zeros(3)
+    # The rows in preconditioned units, with a column of ones for the intercept's
+    # offset c, which each batch moves too (it is not penalised).
+    A, yc, v = np.column_stack([(X - m) / d, np.ones(11)]), y - ybar, np.zeros(4)
+    penalty = np.append(1 / d**2, 0.0)
     for epoch in batches:
         for rows in epoch:
             r = A[rows] @ v - yc[rows]
             scale = 2 * len(y) / (len(rows) * S)
-            v = v - eta * (scale * A[rows].T @ (s[rows] * r) + 2 * alpha * v / d**2)
-    np.testing.assert_allclose(res.coef[:, 0], v / d, rtol=1e-11)
+            v = v - eta * (scale * A[rows].T @ (s[rows] * r) + 2 * alpha * v * penalty)
+    np.testing.assert_allclose(res.coef[:, 0], v[:3] / d, rtol=1e-11)
+    np.testing.assert_allclose(res.intercept[0], ybar + v[3] - m @ (v[:3] / d), rtol=1e-11)
     assert res.n_epochs == 2 and res.n_steps == 6
 
 
@@ -77,7 +81,7 @@ def test_mean_batch_gradient_is_the_full_gradient(rng):
 def test_conjugate_gradient_terminates_in_p_steps(rng):
     # In exact arithmetic CG on a p-dimensional quadratic ends in at most p steps.
     X, y, s = _data(rng, n=200)
-    res = _core.train(X, y[:, None], s, alpha=1e-3, fit_intercept=True, max_iter=50, tol=1e-12)
+    res = _training.train(X, y[:, None], s, alpha=1e-3, fit_intercept=True, max_iter=50, tol=1e-12)
     assert res.status == "converged"
     assert res.n_epochs <= X.shape[1] + 1
     assert np.all(np.diff(res.loss_curve) <= 1e-12 * res.loss_curve[0])  # monotone
@@ -88,18 +92,20 @@ def test_reporting_in_chunks_changes_nothing(rng):
     kw = dict(alpha=1e-3, eta0=0.1, max_iter=7)
     silent = _constant_steps(X, y, s, **kw)
     seen = []
-    chunked = _constant_steps(X, y, s, report=lambda *a: seen.append(a[0]), report_every=3, **kw)
+    chunked = _constant_steps(
+        X, y, s, on_epoch=lambda e: seen.append((e.epoch, e.final)), report_every=3, **kw
+    )
     np.testing.assert_array_equal(silent.coef, chunked.coef)
     np.testing.assert_array_equal(silent.loss_curve, chunked.loss_curve)
-    assert seen == [3, 6, 7]
+    assert seen == [(3, False), (6, False), (7, True)]
 
 
 def test_multiple_targets_are_independent_problems(rng):
     X, y, s = _data(rng, n=100)
     Y = np.column_stack([y, -2 * y + X[:, 0], np.zeros_like(y)])
-    both = _core.train(X, Y, s, alpha=1e-2, fit_intercept=True, max_iter=100, tol=1e-12)
+    both = _training.train(X, Y, s, alpha=1e-2, fit_intercept=True, max_iter=100, tol=1e-12)
     for k in range(3):
-        one = _core.train(X, Y[:, [k]], s, alpha=1e-2, fit_intercept=True, max_iter=100, tol=1e-12)
+        one = _training.train(X, Y[:, [k]], s, alpha=1e-2, fit_intercept=True, max_iter=100, tol=1e-12)
         np.testing.assert_allclose(both.coef[:, k], one.coef[:, 0], rtol=1e-9, atol=1e-12)
 
 
@@ -109,7 +115,7 @@ def test_kernels_trace_once_per_dtype_across_shapes(rng, dtype):
         X = rng.normal(size=(n, p)).astype(dtype)
         y = rng.normal(size=(n, 1)).astype(dtype)
         epochs = None if batch_size is None else iter_epochs(n, batch_size, random_state=0)
-        _core.train(
+        _training.train(
             X,
             y,
             np.ones(n, dtype),

@@ -354,10 +354,21 @@ def test_callers_arrays_are_not_modified(rng):
     np.testing.assert_array_equal(s, copies[2])
 
 
-def test_fitted_state_is_plain_numpy(rng):
-    reg = SGDL2Regressor(batch_size=5).fit(rng.normal(size=(20, 3)), rng.normal(size=20))
+def _leaves(value):
+    if isinstance(value, (tuple, list)):  # the training state is a NamedTuple of arrays
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+@pytest.mark.parametrize("batch_size", ["auto", 5])
+def test_fitted_state_is_plain_numpy(rng, batch_size):
+    reg = SGDL2Regressor(batch_size=batch_size).fit(rng.normal(size=(20, 3)), rng.normal(size=20))
+    reg.partial_fit(rng.normal(size=(7, 3)), rng.normal(size=7))
     for name, value in vars(reg).items():
-        assert type(value).__module__.split(".")[0] in {"numpy", "builtins"}, name
+        for leaf in _leaves(value):
+            assert type(leaf).__module__.split(".")[0] in {"numpy", "builtins"}, name
 
 
 # ------------------------------------------------------------ scikit-learn tools

@@ -1,0 +1,384 @@
+"""The training driver: step rules, stopping rules and the state kept between calls.
+
+Python around the compiled kernels of :mod:`skl_tfreg._core`: it picks the step
+size, counts epochs, applies the stopping rules that need Python (mini-batch
+stalls, early stopping on a validation score, callbacks) and returns numpy
+arrays only. A full-batch fit with nothing to report runs in one compiled call
+after the preparing one; mini-batches take one call per epoch.
+
+Step rules (``learning_rate``)
+------------------------------
+``"auto"``
+    Full batch: conjugate-gradient directions with the exact line-search
+    step. Mini-batches: ``eta = 1 / (2 L(b))``, ``L(b)`` the expected
+    smoothness of ``b``-row batches (Gower et al., 2019), divided by 5 when
+    the objective stalls, at most 5 times.
+``"constant"``
+    Steepest descent with the step ``eta0``.
+``"invscaling"``
+    Step ``eta0 / (t + 1)^power_t`` at the ``t``-th step since the first fit
+    (SGDRegressor's rule).
+``"adaptive"``
+    Step ``eta0``, divided by 5 whenever ``n_iter_no_change`` epochs pass
+    without progress (SGDRegressor's rule); training stops once it is below
+    ``1e-6``.
+``"auto"`` and ``"adaptive"`` also recover from a step that makes the
+objective grow past ten times its start (or non-finite): the epoch is undone
+and the step divided by 5, up to 10 times. The explicit rules report the
+divergence instead, since the step is the caller's choice.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from . import _core
+from ._core import CONVERGED, DIVERGED, OVERFLOW, RUNNING, STALLED
+
+STOPPED, FLOOR = 10, 11  # driver-only outcomes: a callback asked to stop; float64 floor
+_STATUS = {
+    CONVERGED: "converged",  # the gradient rule was met
+    STALLED: "stalled",  # no progress by tol over n_iter_no_change epochs (or rounding)
+    FLOOR: "floor",  # full batch stuck at rounding far from tol: possibly inaccurate
+    DIVERGED: "diverged",
+    OVERFLOW: "overflow",
+    STOPPED: "stopped",
+}
+_GRADIENT_FLOOR_EPS = 10  # tol is at least this many epsilons of the dtype
+_DIVERGENCE_FACTOR = 10.0  # an objective this many times its start is not descending
+_STEP_REDUCTION = 5.0
+_MAX_STEP_REDUCTIONS = 5  # "auto" mini-batch steps shrink at most this often on stalls
+_MAX_RECOVERIES = 10  # "auto" / "adaptive": divergences undone by a smaller step
+_MIN_ADAPTIVE_ETA = 1e-6  # "adaptive" stops once its step falls below this
+_NO_PATIENCE = np.iinfo(np.int32).max  # the objective rule off (early stopping decides)
+
+
+class TrainState(NamedTuple):
+    """Everything a later call needs to continue training; numpy and Python only.
+
+    ``moments`` are the float64 weighted moments of every row trained on so far
+    (``partial_fit`` merges each chunk into them; they define the
+    preconditioner). ``direction`` is the last search direction, in the
+    preconditioned coordinates of those moments. ``eta`` and ``n_reductions``
+    are the current step of the ``"auto"`` (mini-batch) and ``"adaptive"``
+    rules, valid for ``step_key``. ``best`` and ``n_bad`` are the objective
+    rule's reference (lowest objective, lowest gradient norm) and its count of
+    epochs without progress. ``t`` counts gradient steps.
+    """
+
+    moments: tuple
+    direction: np.ndarray | None
+    step_key: tuple
+    eta: float | None
+    n_reductions: int
+    best: np.ndarray
+    n_bad: int
+    t: int
+
+
+class Epoch(NamedTuple):
+    """What ``on_epoch`` receives after an epoch."""
+
+    epoch: int  # epochs run so far in this call
+    objective: float  # J after the epoch, summed over targets
+    grad_norm: float  # largest per-target preconditioned gradient norm
+    coef: np.ndarray  # (n_features, n_targets)
+    intercept: np.ndarray  # (n_targets,)
+    elapsed: float  # seconds since the call started
+    final: bool  # whether training ends after this epoch
+
+
+class TrainResult(NamedTuple):
+    """What :func:`train` returns; every array is numpy."""
+
+    coef: np.ndarray  # (n_features, n_targets), in the caller's units
+    intercept: np.ndarray  # (n_targets,)
+    n_epochs: int
+    n_steps: int
+    loss_curve: np.ndarray  # J (summed over targets) after each epoch
+    grad_norm: float  # largest per-target preconditioned gradient norm at the end
+    grad_ratio: float  # largest norm / sqrt(J), what the stopping rule compares with tol
+    status: str  # a value of _STATUS, or "max_iter"
+    state: TrainState
+    validation_scores: np.ndarray  # validate's score after each epoch (empty without)
+
+
+def _no_moments(n_features, n_targets):
+    zeros = (np.zeros(n_features), np.zeros(n_features), np.zeros(n_targets), np.zeros(n_targets))
+    return (np.float64(0.0), *zeros)
+
+
+def _batch_learning_rate(pb, batch_size):
+    """``1 / (2 L(b))``: a step with which b-row SGD converges, from the data alone."""
+    n_samples = int(pb.X.shape[0])
+    lam, row = (float(t) for t in _core.kernel(_core._smoothness, pb.X.dtype)(pb))
+    b = min(batch_size, n_samples)
+    if n_samples == 1:
+        smooth = row
+    else:
+        smooth = (n_samples * (b - 1) * lam + (n_samples - b) * row) / (b * (n_samples - 1))
+    return 1.0 / (2.0 * smooth) if smooth > 0 else 1.0
+
+
+def train(
+    X,
+    Y,
+    sample_weight,
+    *,
+    alpha,
+    fit_intercept,
+    max_iter,
+    tol,
+    n_iter_no_change=5,
+    learning_rate="auto",
+    eta0=0.01,
+    power_t=0.25,
+    epochs=None,
+    batch_size=None,
+    coef_init=None,
+    intercept_init=None,
+    state=None,
+    accumulate=False,
+    validate=None,
+    on_epoch=None,
+    report_every=1,
+):
+    """Minimise J by gradient steps and return the coefficients in the caller's units.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32 or float64
+        Training data; never modified, never copied by centring.
+    Y : ndarray of shape (n_samples, n_targets), same dtype as X
+        Targets.
+    sample_weight : ndarray of shape (n_samples,), same dtype as X
+        Non-negative weights with a positive sum.
+    alpha : float
+        L2 penalty on the coefficients (not on the intercept).
+    fit_intercept : bool
+        Whether to fit an intercept; if False it is zero.
+    max_iter : int
+        Most epochs (passes over the data) to run.
+    tol : float or None
+        Gradient tolerance of the stopping rule (raised to 10 epsilons of the
+        dtype), and the relative decrease of the objective (or increase of the
+        validation score) that counts as progress. None runs ``max_iter``
+        epochs, except that a full-batch fit still stops at the rounding floor.
+    n_iter_no_change : int
+        Epochs without progress before a stall: the step shrinks
+        (``"adaptive"``, mini-batch ``"auto"``) or training stops.
+    learning_rate : {"auto", "constant", "invscaling", "adaptive"}
+        Step rule; see the module docstring.
+    eta0, power_t : float
+        Step size of the explicit rules, in the preconditioned coordinates, and
+        the exponent of ``"invscaling"``.
+    epochs : iterable of iterables of int arrays, or None
+        Mini-batch orders, one iterable of batches per epoch (for example
+        :func:`skl_tfreg.iter_epochs`). None trains on the full batch, where
+        the order of rows cannot change the gradient.
+    batch_size : int or None
+        Nominal mini-batch size, for the ``"auto"`` step.
+    coef_init : ndarray of shape (n_features, n_targets) or None
+        Starting coefficients (warm start); zeros when None.
+    intercept_init : ndarray of shape (n_targets,) or None
+        Starting intercept; None starts from the intercept that is exact for
+        ``coef_init`` on the preconditioner's centre.
+    state : TrainState or None
+        The state a previous call returned, to continue its step rule.
+    accumulate : bool
+        Continue ``state`` as one training run (``partial_fit``): merge these
+        rows' moments into its preconditioner and carry its stall count.
+    validate : callable or None
+        ``validate(coef, intercept) -> score`` (higher is better), called after
+        every epoch: early stopping. Stalls are then judged on the score, and
+        the best-scoring coefficients are returned.
+    on_epoch : callable or None
+        ``on_epoch(Epoch) -> bool``, called every ``report_every`` epochs and
+        after the last; a true return stops training.
+    report_every : int
+        Period of ``on_epoch`` in epochs.
+
+    Returns
+    -------
+    result : TrainResult
+    """
+    X = tf.convert_to_tensor(X)
+    dtype = X.dtype
+    Y = tf.convert_to_tensor(Y, dtype=dtype)
+    n_features, n_targets = int(X.shape[1]), int(Y.shape[1])
+    minibatch = epochs is not None
+    eps = float(np.finfo(dtype.as_numpy_dtype).eps)
+    tol_eff = 0.0 if tol is None else max(tol, _GRADIENT_FLOOR_EPS * eps)
+    rtol = _core._ROUNDING_EPS * eps if tol is None else max(tol, _core._ROUNDING_EPS * eps)
+    patience = _NO_PATIENCE if validate is not None else n_iter_no_change
+    carry = state is not None
+    if coef_init is None:
+        coef_init = np.zeros((n_features, n_targets), dtype.as_numpy_dtype)
+    if intercept_init is None:
+        intercept_init = np.full(n_targets, np.nan, dtype.as_numpy_dtype)
+    prior = state.moments if carry and accumulate else _no_moments(n_features, n_targets)
+    pb, moments, V, R, G, P, best, status, units = _core.kernel(_core._prepare, dtype)(
+        X, Y, tf.convert_to_tensor(sample_weight, dtype), tf.constant(bool(fit_intercept)),
+        tf.constant(alpha, dtype), tf.convert_to_tensor(coef_init, dtype),
+        tf.convert_to_tensor(intercept_init, dtype), _core.Moments(*map(tf.constant, prior)),
+        tf.constant(tol_eff, dtype),
+    )  # fmt: skip
+    status = int(status)
+    limit = _DIVERGENCE_FACTOR * float(best[0])
+
+    # The step rule's state: carried over when the rule is the same one.
+    step_key = (learning_rate, batch_size if minibatch else None, eta0)
+    eta, n_reductions, t, n_bad = None, 0, 0, 0
+    if carry:
+        t = state.t
+        if state.direction is not None and state.direction.shape == tuple(V.shape):
+            P = tf.constant(state.direction, dtype)
+        if state.step_key == step_key:
+            eta, n_reductions = state.eta, state.n_reductions
+        if accumulate:
+            best, n_bad = tf.constant(state.best, dtype), state.n_bad
+    if eta is None:
+        if learning_rate == "auto":
+            eta = _batch_learning_rate(pb, batch_size) if minibatch else eta0
+        else:
+            eta = eta0
+
+    losses, scores = [], []
+    best_score, best_units, n_bad_score = -np.inf, None, 0
+    recoveries = 0
+    started = time.perf_counter()
+    period = 1 if validate is not None else max(int(report_every), 1)
+
+    def shrink_step():
+        """Shrink the step after a stall if the rule allows; whether it did."""
+        nonlocal eta, n_reductions
+        if (learning_rate == "adaptive" and eta > _MIN_ADAPTIVE_ETA) or (
+            learning_rate == "auto" and minibatch and n_reductions < _MAX_STEP_REDUCTIONS
+        ):
+            eta, n_reductions = eta / _STEP_REDUCTION, n_reductions + 1
+            return True
+        return False
+
+    def after_epochs(status, units):
+        """Early stopping and reports once the epochs of a call are in; the new status."""
+        nonlocal best_score, best_units, n_bad_score
+        coef, intercept, grad, _ = (u.numpy() for u in units)
+        if validate is not None and status in (RUNNING, CONVERGED, STALLED):
+            score = float(validate(coef, intercept))
+            scores.append(score)
+            if tol is not None:
+                n_bad_score = n_bad_score + 1 if score < best_score + tol else 0
+            if score > best_score:
+                best_score, best_units = score, (coef, intercept)
+            if n_bad_score >= n_iter_no_change and status == RUNNING:
+                if shrink_step():
+                    n_bad_score = 0
+                else:
+                    status = STALLED
+        n_done = len(losses)
+        final = status != RUNNING or n_done == max_iter
+        if on_epoch is not None and n_done and (final or n_done % period == 0):
+            report = Epoch(n_done, losses[-1], float(grad), coef, intercept,
+                           time.perf_counter() - started, final)  # fmt: skip
+            if on_epoch(report) and not final:
+                status = STOPPED
+        return status
+
+    if not minibatch:
+        chunk = period if (validate is not None or on_epoch is not None) else max_iter
+        run = _core.kernel(_core._full_batch, dtype)
+        fb_state = (V, R, G, P, best, tf.constant(n_bad, tf.int32))
+        while status == RUNNING and len(losses) < max_iter:
+            n = min(chunk, max_iter - len(losses))
+            rule = (tf.constant(learning_rate == "auto"), tf.constant(eta, dtype),
+                    tf.constant(power_t if learning_rate == "invscaling" else 0.0, dtype),
+                    tf.constant(t, dtype), tf.constant(rtol, dtype), tf.constant(patience))  # fmt: skip
+            new_state, chunk_losses, new_status, new_units = run(
+                pb, fb_state, tf.constant(n), rule, tf.constant(tol_eff, dtype),
+                tf.constant(limit, dtype),
+            )  # fmt: skip
+            new_status = int(new_status)
+            if new_status == DIVERGED and learning_rate == "adaptive":
+                if recoveries < _MAX_RECOVERIES:  # undo the chunk, retry with a smaller step
+                    eta, recoveries = eta / _STEP_REDUCTION, recoveries + 1
+                    continue
+            fb_state, status, units = new_state, new_status, new_units
+            losses.extend(chunk_losses.numpy().tolist())
+            t += len(chunk_losses)
+            if status == STALLED and learning_rate == "adaptive" and shrink_step():
+                fb_state, status = (*fb_state[:5], tf.constant(0)), RUNNING
+            status = after_epochs(status, units)
+        P, best, n_bad = fb_state[3], fb_state[4].numpy(), int(fb_state[5])
+    else:
+        run = _core.kernel(_core._minibatch_epoch, dtype)
+        best = best.numpy()
+        epochs = iter(epochs)
+        power = power_t if learning_rate == "invscaling" else 0.0
+        while status == RUNNING and len(losses) < max_iter:
+            batches = next(epochs, None)
+            if batches is None:
+                break
+            batches = list(batches)
+            offsets = np.cumsum([0] + [len(b) for b in batches])
+            rule = (tf.constant(eta, dtype), tf.constant(power, dtype), tf.constant(t, dtype))
+            new_V, objective, converged, new_units = run(
+                pb, V, tf.constant(np.concatenate(batches), tf.int64),
+                tf.constant(offsets, tf.int64), rule, tf.constant(tol_eff, dtype),
+            )  # fmt: skip
+            objective = float(objective)
+            if not objective <= limit:  # also catches NaN
+                if learning_rate in ("auto", "adaptive") and recoveries < _MAX_RECOVERIES:
+                    eta, recoveries = eta / _STEP_REDUCTION, recoveries + 1
+                    continue  # the epoch is undone: V stays where it was
+                status = DIVERGED
+            V, units = new_V, new_units
+            losses.append(objective)
+            t += len(batches)
+            if status == RUNNING and bool(converged):
+                status = CONVERGED
+            elif status == RUNNING and tol is not None and validate is None:
+                n_bad = 0 if objective < best[0] - tol * abs(best[0]) else n_bad + 1
+                best[0] = min(best[0], objective)
+                if n_bad >= n_iter_no_change:
+                    if shrink_step():
+                        n_bad = 0
+                    else:
+                        status = STALLED
+            status = after_epochs(status, units)
+
+    coef, intercept, grad, ratio = (u.numpy() for u in units)
+    if best_units is not None:
+        coef, intercept = best_units
+    # A float64 gradient is accurate far below sqrt(tol): stopping at rounding above
+    # that means the problem is too ill-conditioned. A float32 gradient's accuracy
+    # depends on n and on the columns' offsets, so there the floor is the answer.
+    far = tol is not None and ratio > np.sqrt(tol_eff)
+    conjugate = learning_rate == "auto" and not minibatch
+    if status == STALLED and conjugate and validate is None and dtype == tf.float64 and far:
+        status = FLOOR
+    new_state = TrainState(
+        moments=tuple(np.asarray(m) for m in moments),
+        direction=P.numpy() if not minibatch else (state.direction if carry else None),
+        step_key=step_key,
+        eta=float(eta),
+        n_reductions=n_reductions,
+        best=np.asarray(best, dtype=np.float64),
+        n_bad=int(n_bad),
+        t=t,
+    )
+    return TrainResult(
+        coef=coef,
+        intercept=intercept,
+        n_epochs=len(losses),
+        n_steps=t - (state.t if carry else 0),
+        loss_curve=np.asarray(losses, dtype=np.float64),
+        grad_norm=float(grad),
+        grad_ratio=float(ratio),
+        status=_STATUS.get(status, "max_iter"),
+        state=new_state,
+        validation_scores=np.asarray(scores, dtype=np.float64),
+    )
