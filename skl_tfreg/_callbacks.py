@@ -40,7 +40,7 @@ class EpochCallbacks:
         return ctx
 
     def epoch_end(self, report):
-        """End the epoch in ``report`` (an :class:`~skl_tfreg._training.Epoch`); stop?"""
+        """End the epoch in ``report`` (a ``_training.Epoch``); return whether to stop."""
         stop = self._epoch.call_on_fit_task_end(
             estimator=self._estimator,
             reconstruction_attributes=lambda: self._attributes(report.coef, report.intercept),

@@ -63,9 +63,11 @@ class SGDL2Regressor(*_BASES):
         (both in units of ``y``, so the rule does not depend on the scale of the
         data; in float32 the rule uses ``max(tol, 1.2e-6)``), or after
         ``n_iter_no_change`` epochs in a row without progress: the objective
-        falling by more than ``tol`` of itself (with conjugate-gradient steps,
-        or the gradient norm falling by 1%), or with ``early_stopping`` the
-        validation score rising by more than ``tol``. The default is tight
+        falling by more than ``tol`` of itself, or with ``early_stopping`` the
+        validation score rising by more than ``tol``. (Full-batch ``"auto"``
+        steps count any fall of the objective beyond rounding, or of the
+        gradient norm by 1%, as progress: conjugate gradients can plateau and
+        then drop.) The default is tight
         enough that float64 fits agree with Ridge to about 1e-9. ``None``
         turns the rules off and runs ``max_iter`` epochs (a full-batch fit
         still stops at the rounding floor, or once ``y`` is fitted to rounding).
@@ -218,7 +220,7 @@ class SGDL2Regressor(*_BASES):
         return tags
 
     def _validate_training_data(self, X, y, sample_weight, *, reset, dtype=None):
-        """Validated X, y as a (n_samples, n_targets) matrix, weights, and whether y was 1-D."""
+        """Return X, y as (n_samples, n_targets), the weights, and whether y was 1-D."""
         X, y = validate_data(
             self,
             X,
@@ -368,7 +370,7 @@ class SGDL2Regressor(*_BASES):
         return self
 
     def _chunk_rng(self, done):
-        """The shuffling of ``partial_fit``'s epoch number ``done``: reproducible by seed."""
+        """Return the shuffling of ``partial_fit``'s epoch ``done``, reproducible by seed."""
         if isinstance(self.random_state, Integral):
             return np.random.default_rng([self.random_state, done])
         return check_random_state(self.random_state)
@@ -505,7 +507,7 @@ class SGDL2Regressor(*_BASES):
 def _print_progress(report):
     """Print the original post's display line: epoch, training loss, W and b."""
     coef = report.coef[:, 0] if report.coef.shape[1] == 1 else report.coef.T
-    w = np.array2string(coef, precision=6, threshold=6, edgeitems=2)
+    w = np.array2string(coef, precision=6, threshold=6, edgeitems=2, max_line_width=10**6)
     b = np.array2string(report.intercept, precision=6)[1:-1]
     print(
         f"EPOCH {report.epoch}: training loss {report.objective:.6g}, "

@@ -105,7 +105,9 @@ def test_multiple_targets_are_independent_problems(rng):
     Y = np.column_stack([y, -2 * y + X[:, 0], np.zeros_like(y)])
     both = _training.train(X, Y, s, alpha=1e-2, fit_intercept=True, max_iter=100, tol=1e-12)
     for k in range(3):
-        one = _training.train(X, Y[:, [k]], s, alpha=1e-2, fit_intercept=True, max_iter=100, tol=1e-12)
+        one = _training.train(
+            X, Y[:, [k]], s, alpha=1e-2, fit_intercept=True, max_iter=100, tol=1e-12
+        )
         np.testing.assert_allclose(both.coef[:, k], one.coef[:, 0], rtol=1e-9, atol=1e-12)
 
 
