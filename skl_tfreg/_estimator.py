@@ -234,8 +234,15 @@ class SGDL2Regressor(*_BASES):
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=X.dtype, ensure_non_negative=True
         )
-        if not sample_weight.sum() > 0:  # scikit-learn < 1.9 lets all-zero weights through
+        with np.errstate(over="ignore"):
+            total = sample_weight.sum()
+        if not total > 0:  # scikit-learn < 1.9 lets all-zero weights through
             raise ValueError("sample_weight must have a positive sum; all weights are zero.")
+        if not np.isfinite(total):
+            raise ValueError(
+                f"The sample_weight sum overflows {X.dtype.name}; rescale the weights (only "
+                "their ratios matter)."
+            )
         return X, y.reshape(len(y), -1), sample_weight, y.ndim == 1
 
     def _check_targets(self, Y, single, action):

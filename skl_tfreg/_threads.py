@@ -1,0 +1,53 @@
+"""Capping TensorFlow's CPU threads, before or after TensorFlow has started."""
+
+from __future__ import annotations
+
+import os
+from numbers import Integral
+
+import tensorflow as tf
+
+_ENVIRONMENT = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+def limit_tf_threads(n_threads):
+    """Cap TensorFlow's CPU thread pools at ``n_threads``, here if possible and in children.
+
+    TensorFlow sizes its two CPU thread pools (within one operation, and across
+    independent operations) once, when it starts, and refuses to change them
+    afterwards (``tf.config.threading`` raises ``RuntimeError``). This function
+    never raises for that: it sets the cap in this process if TensorFlow has not
+    started yet, and always sets the environment variables that TensorFlow reads
+    when it starts (``TF_NUM_INTRAOP_THREADS``, ``TF_NUM_INTEROP_THREADS``), so
+    every process started afterwards from this one (joblib's worker processes,
+    for example) starts with the cap.
+
+    Call it before a search with ``n_jobs > 1`` so that its workers share the
+    cores instead of each using all of them, for example
+    ``limit_tf_threads(max(1, os.cpu_count() // n_jobs))``. To cap the current
+    process too, call it before its first fit (importing the package does not
+    start TensorFlow's runtime, and ``predict`` does not use it), or set the two
+    environment variables before starting Python.
+
+    Parameters
+    ----------
+    n_threads : int
+        Threads per pool, at least 1.
+
+    Returns
+    -------
+    applied_here : bool
+        Whether the cap now holds in this process (False if TensorFlow had
+        already started here; child processes get the cap either way).
+    """
+    if isinstance(n_threads, bool) or not isinstance(n_threads, Integral) or n_threads < 1:
+        raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}.")
+    n_threads = int(n_threads)
+    for name in _ENVIRONMENT:
+        os.environ[name] = str(n_threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(n_threads)
+    except RuntimeError:  # TensorFlow has started: its pools are fixed in this process
+        return False
+    return True
