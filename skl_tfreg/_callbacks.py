@@ -49,10 +49,13 @@ class EpochCallbacks:
         self._epoch = None if (stop or report.final) else self._begin()
         return stop
 
-    def close(self):
-        """End a begun epoch that did not run (the fit stopped first), then the fit."""
+    def close(self, fitted):
+        """End a begun epoch that did not run (the fit stopped first), then the fit.
+
+        ``fitted`` holds the fitted attributes, or is empty when the fit failed.
+        """
         if self._epoch is not None:
             self._epoch.call_on_fit_task_end(estimator=self._estimator)
         self._root.call_on_fit_task_end(
-            estimator=self._estimator, reconstruction_attributes={}, **self._data
+            estimator=self._estimator, reconstruction_attributes=fitted or None, **self._data
         )

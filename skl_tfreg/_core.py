@@ -196,10 +196,9 @@ def _user_units(pb, V, G, J):
     return W, intercept, tf.reduce_max(norms), ratio
 
 
-def _step_sizes(eta, power_t, t0, count, dtype):
-    """``eta / (t + 1)^power_t`` for the steps ``t = t0 .. t0 + count - 1``."""
-    t = tf.cast(t0, dtype) + tf.range(1, count + 1, dtype=dtype)
-    return eta / tf.pow(t, power_t)
+def _step_size(eta, power_t, t0, i):
+    """``eta / (t + 1)^power_t`` for step ``t = t0 + i``."""
+    return eta / tf.pow(t0 + tf.cast(i, t0.dtype) + 1.0, power_t)
 
 
 # ----------------------------------------------------------------------------
@@ -311,6 +310,9 @@ def _prepare(X, Y, s, fit_intercept, alpha, coef_init, intercept_init, prior, to
     # spread that the subtraction would cancel more digits than allowed: then X is
     # centred once, in a copy.
     explicit = fit_intercept & tf.reduce_any(tf.abs(mean) > _CENTRING_RATIO[dtype] * d)
+    # J at coef = 0 (and the intercept at its optimum): the variance of y, or its mean
+    # square without an intercept.
+    J_null = tf.where(fit_intercept, yvar, yvar + tf.square(ybar))
     ybar = tf.where(fit_intercept, ybar, tf.zeros_like(ybar))
     inv_d = tf.concat([tf.where(fit_intercept & tf.equal(var, 0), zeros, 1.0 / d), c_scale], 0)
     pb = Problem(
@@ -323,7 +325,7 @@ def _prepare(X, Y, s, fit_intercept, alpha, coef_init, intercept_init, prior, to
         pen=tf.concat([tf.square(inv_d[:-1]), tf.zeros([1], dtype)], 0),
         mu=tf.concat([tf.where(fit_intercept, zeros, mean / d), tf.zeros([1], dtype)], 0),
         ybar=ybar,
-        J_null=tf.where(fit_intercept, yvar, yvar + tf.square(ybar)),
+        J_null=J_null,
         S=S,
         alpha=alpha,
     )
@@ -351,13 +353,15 @@ def _full_batch(pb, state, n_epochs, rule, tol, limit):
     epochs without progress; it is returned updated, so a fit can run in chunks.
     ``rule`` is ``(conjugate, eta, power_t, t0, rtol, patience)``: conjugate
     directions with exact steps, or steepest descent with ``eta / (t+1)^power_t``
-    from step ``t0``; and the progress test of the module docstring.
+    from step ``t0``; and the progress test of the module docstring. An epoch whose
+    objective exceeds ``limit`` (or is not finite) ends the run as DIVERGED without
+    being taken: the state and the objectives returned are those before it.
     """
     _traces["full_batch"] += 1
     conjugate, eta0, power_t, t0, rtol, patience = rule
     V, R, G, P, best, n_bad = state
-    objectives = tf.TensorArray(pb.X.dtype, size=n_epochs)
-    steps = _step_sizes(eta0, power_t, t0, n_epochs, pb.X.dtype)
+    # Grown as epochs run: a size of n_epochs would reserve max_iter slots up front.
+    objectives = tf.TensorArray(pb.X.dtype, size=0, dynamic_size=True)
     # A carried direction (warm start, partial_fit) must still point downhill.
     P = tf.where((_column_dot(G, P) < 0)[None, :], P, -_precondition(pb, G))
 
@@ -368,12 +372,13 @@ def _full_batch(pb, state, n_epochs, rule, tol, limit):
         Z_new = _precondition(pb, G)
         return R, G, Z_new, tf.where(_converged(pb, G, J, tol), P, -Z_new), J
 
-    def step(i, V, R, G, P, best, n_bad, objectives, status):
+    def step(i, V_old, R_old, G, P_old, best_old, n_bad_old, objectives, status):
+        V, R, P, best, n_bad = V_old, R_old, P_old, best_old, n_bad_old
         Z = _precondition(pb, G)
         Q = _forward(pb, pb.X, P)
         curvature = (2.0 / pb.S) * _column_dot(pb.s[:, None] * Q, Q) + 2.0 * _penalty(pb, P)
         exact = tf.math.divide_no_nan(-_column_dot(G, P), curvature)
-        eta = tf.where(conjugate, exact, steps[i] * tf.ones_like(exact))
+        eta = tf.where(conjugate, exact, _step_size(eta0, power_t, t0, i) * tf.ones_like(exact))
         V = V + eta[None, :] * P
         R = R + eta[None, :] * Q
         G_new = _gradient(pb, V, R)
@@ -403,8 +408,15 @@ def _full_batch(pb, state, n_epochs, rule, tol, limit):
         best = tf.minimum(best, tf.stack([objective, grad]))
         status = tf.where(_converged(pb, G_new, J, tol), CONVERGED, RUNNING)
         status = tf.where(n_bad >= patience, STALLED, status)
-        status = tf.where(tf.math.is_finite(objective) & (objective <= limit), status, DIVERGED)
-        return i + 1, V, R, G_new, P, best, n_bad, objectives, status
+        # A diverging epoch is not taken: the state stays as it was before it, so
+        # that the caller can retry it with a smaller step.
+        diverged = ~(tf.math.is_finite(objective) & (objective <= limit))
+        status = tf.where(diverged, DIVERGED, status)
+        kept = [tf.where(diverged, old, new) for old, new in zip(
+            (V_old, R_old, G, P_old, best_old, n_bad_old), (V, R, G_new, P, best, n_bad),
+            strict=True,
+        )]  # fmt: skip
+        return (tf.where(diverged, i, i + 1), *kept, objectives, status)
 
     i, V, R, G, P, best, n_bad, objectives, status = tf.while_loop(
         lambda i, *state: (i < n_epochs) & tf.equal(state[-1], RUNNING),
@@ -429,7 +441,6 @@ def _minibatch_epoch(pb, V, order, offsets, rule, tol):
     dtype = pb.X.dtype
     n = tf.cast(tf.shape(pb.X)[0], dtype)
     n_batches = tf.shape(offsets)[0] - 1
-    steps = _step_sizes(eta, power_t, t0, n_batches, dtype)
 
     def step(j, V, fit_sums, G_sum):
         rows = order[offsets[j] : offsets[j + 1]]
@@ -439,7 +450,8 @@ def _minibatch_epoch(pb, V, order, offsets, rule, tol):
         scale = 2.0 * n / (tf.cast(tf.shape(rows)[0], dtype) * pb.S)
         Gb = scale * _backward(pb, Xb, sb[:, None] * Rb) + _penalty_gradient(pb, V)
         fit_sums += tf.reduce_sum(sb[:, None] * tf.square(Rb), axis=0) / pb.S
-        return j + 1, V - steps[j] * _precondition(pb, Gb), fit_sums, G_sum + Gb
+        step = _step_size(eta, power_t, t0, j)
+        return j + 1, V - step * _precondition(pb, Gb), fit_sums, G_sum + Gb
 
     _, V, fit_sums, G_sum = tf.while_loop(
         lambda j, *_: j < n_batches,

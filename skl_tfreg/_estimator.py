@@ -18,6 +18,10 @@ from . import _training
 from ._batching import iter_batches, iter_epochs
 from ._callbacks import CallbackSupportMixin, EpochCallbacks, has_callbacks
 
+# What fit and partial_fit store (and a fit of a new model clears first).
+_FITTED = ("coef_", "intercept_", "n_iter_", "t_", "loss_curve_", "validation_scores_",
+           "_train_state")  # fmt: skip
+
 # scikit-learn >= 1.9 has a callback API (set_callbacks, ProgressBar); older ones do not.
 _BASES = (RegressorMixin, BaseEstimator)
 if CallbackSupportMixin is not None:
@@ -93,9 +97,11 @@ class SGDL2Regressor(*_BASES):
         step 5 times smaller.
     eta0 : float, default=0.01
         Initial step size of ``"constant"``, ``"invscaling"`` and
-        ``"adaptive"``, in the preconditioned coordinates (where the diagonal
-        entries of the Hessian are 2, so steps up to about ``1 / (n_features +
-        1)`` are always safe).
+        ``"adaptive"``, in the preconditioned coordinates, where the diagonal
+        entries of the Hessian are 2: with full batches steps up to
+        ``1 / (n_features + 1)`` are always safe. A mini-batch's curvature can
+        be far larger (up to ``n_samples / batch_size`` times, for one
+        outlying row), so mini-batches may need smaller steps.
     power_t : float, default=0.25
         Exponent of ``"invscaling"``.
     early_stopping : bool, default=False
@@ -126,13 +132,14 @@ class SGDL2Regressor(*_BASES):
         Fitted intercept (0 when ``fit_intercept=False``).
     n_iter_ : int
         Number of epochs run by ``fit`` (0 when a warm start already meets
-        ``tol``), plus one for every later ``partial_fit``.
+        ``tol``), plus those run by later ``partial_fit`` calls (one each, none
+        for a chunk already fitted to ``tol``).
     t_ : int
         Number of gradient steps taken since the last fit that was not a warm
         start (equal to the epochs with full batches).
     loss_curve_ : ndarray of shape (n_iter_,)
-        The objective ``J`` after each epoch (``partial_fit`` appends one
-        entry). For mini-batches it is the estimate made during the epoch, as
+        The objective ``J`` after each epoch (``partial_fit`` appends its
+        epoch). For mini-batches it is the estimate made during the epoch, as
         SGDRegressor does: each batch's weighted squared error at the
         coefficients before its step, summed and divided by ``sum(s)``, plus
         the penalty at the epoch's end.
@@ -230,6 +237,12 @@ class SGDL2Regressor(*_BASES):
             multi_output=True,
             reset=reset,
         )
+        for name in ("alpha", "eta0"):
+            if getattr(self, name) > float(np.finfo(X.dtype).max):
+                raise ValueError(
+                    f"{name}={getattr(self, name)} overflows {X.dtype.name}, the dtype of "
+                    f"this fit; use a smaller {name} or float64 data."
+                )
         y = np.asarray(y, dtype=X.dtype)
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=X.dtype, ensure_non_negative=True
@@ -282,6 +295,11 @@ class SGDL2Regressor(*_BASES):
             The fitted estimator.
         """
         warm = self.warm_start and hasattr(self, "coef_")
+        if not warm:
+            # A new model: a fit that fails from here on leaves the estimator unfitted,
+            # not half of the old model beside the new n_features_in_.
+            for name in _FITTED:
+                self.__dict__.pop(name, None)
         # A warm start checks X against the fitted features and changes no state if
         # they differ.
         X, Y, sample_weight, single = self._validate_training_data(
@@ -304,26 +322,32 @@ class SGDL2Regressor(*_BASES):
         if has_callbacks(self):
             metadata = {"sample_weight": sample_weight}
             callbacks = EpochCallbacks(
-                self, X, Y, metadata, self.max_iter, lambda c, b: self._attributes(c, b, single)
-            )
+                self, X, Y[:, 0] if single else Y, metadata, self.max_iter,
+                lambda c, b: self._attributes(c, b, single),
+            )  # fmt: skip
         try:
             result = self._train(
                 X, Y, sample_weight, epochs=epochs, max_iter=self.max_iter,
                 coef_init=coef_init, intercept_init=intercept_init, state=state,
                 validate=validate, callbacks=callbacks,
             )  # fmt: skip
+            self._check_result(result, X.dtype, full_batch)
+            self._store(result, single)
+            self.n_iter_ = result.n_epochs
+            self.loss_curve_ = result.loss_curve
+            if self.early_stopping:
+                self.validation_scores_ = result.validation_scores
+            else:
+                self.__dict__.pop("validation_scores_", None)
         finally:
-            if callbacks is not None:
-                callbacks.close()
-        self._check_result(result, X.dtype, full_batch)
-        self._store(result, single)
-        self.n_iter_ = result.n_epochs
-        self.loss_curve_ = result.loss_curve
-        if self.early_stopping:
-            self.validation_scores_ = result.validation_scores
-        else:
-            self.__dict__.pop("validation_scores_", None)
+            if callbacks is not None:  # the fit's task ends with the fitted model, if any
+                fitted = hasattr(self, "coef_")
+                attributes = {n: getattr(self, n) for n in _FITTED if fitted and hasattr(self, n)}
+                callbacks.close(attributes)
         return self
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "coef_")
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
@@ -331,9 +355,13 @@ class SGDL2Regressor(*_BASES):
 
         The preconditioner's moments, the step rule (step size, step count
         ``t_``, search direction) and the stall count carry over between calls,
-        so with ``shuffle=False`` ``k`` calls on the same data take the same
-        steps as ``fit`` with ``max_iter=k``. A chunk that the model already
-        fits to ``tol`` is not trained on. ``early_stopping`` does not apply.
+        so with ``shuffle=False`` and ``tol=None`` ``k`` calls on the same data
+        take the same steps as ``fit`` with ``max_iter=k``. (With a ``tol``,
+        each call judges progress against the chunk's own objective at its
+        start, where ``fit`` compares with the lowest objective so far, so
+        mini-batch step reductions can come at other epochs.) A chunk that the
+        model already fits to ``tol`` is not trained on, and adds no epoch.
+        ``early_stopping`` does not apply.
 
         Parameters
         ----------
@@ -457,10 +485,15 @@ class SGDL2Regressor(*_BASES):
         if result.status == "diverged" or not finite:
             if self.learning_rate in ("constant", "invscaling"):
                 hint = f"lower eta0 (now {self.eta0}) or use learning_rate='auto'"
-            elif self.learning_rate == "adaptive" or not full_batch:
+            elif self.learning_rate == "adaptive":
                 hint = (
-                    "the step stayed too large after 10 reductions by 5; use a larger "
-                    "batch_size, or a smaller eta0"
+                    f"the step stayed too large after 10 reductions by 5; use a smaller eta0 "
+                    f"(now {self.eta0}) or a larger batch_size"
+                )
+            elif not full_batch:
+                hint = (
+                    "the step estimated from the data stayed too large after 10 reductions "
+                    "by 5; use a larger batch_size"
                 )
             else:
                 hint = (

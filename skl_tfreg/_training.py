@@ -62,20 +62,21 @@ class TrainState(NamedTuple):
 
     ``moments`` are the float64 weighted moments of every row trained on so far
     (``partial_fit`` merges each chunk into them; they define the
-    preconditioner). ``direction`` is the last search direction, in the
-    preconditioned coordinates of those moments. ``eta`` and ``n_reductions``
-    are the current step of the ``"auto"`` (mini-batch) and ``"adaptive"``
-    rules, valid for ``step_key``. ``best`` and ``n_bad`` are the objective
-    rule's reference (lowest objective, lowest gradient norm) and its count of
-    epochs without progress; ``partial_fit`` carries the count only, judging each
-    chunk against its own objective at the start of the call. ``t`` counts gradient steps.
+    preconditioner). ``direction`` is the last conjugate-gradient direction in
+    the caller's units, ``(dW, db)`` (None after any other step rule), so that it
+    survives a change of preconditioner. ``steps`` maps a step rule to its
+    current ``(eta, n_reductions)``: ``("adaptive", eta0)`` and
+    ``("auto", batch_size)`` (mini-batch), so that a chunk trained under another
+    rule or batch size does not reset them. ``best`` and ``n_bad`` are the
+    progress rule's reference (lowest objective, lowest gradient norm) and its
+    count of epochs without progress; ``partial_fit`` carries the count only,
+    judging each chunk against its own objective at the start of the call.
+    ``t`` counts gradient steps.
     """
 
     moments: tuple
-    direction: np.ndarray | None
-    step_key: tuple
-    eta: float | None
-    n_reductions: int
+    direction: tuple | None
+    steps: dict
     best: np.ndarray
     n_bad: int
     t: int
@@ -111,6 +112,22 @@ class TrainResult(NamedTuple):
 def _no_moments(n_features, n_targets):
     zeros = (np.zeros(n_features), np.zeros(n_features), np.zeros(n_targets), np.zeros(n_targets))
     return (np.float64(0.0), *zeros)
+
+
+def _direction_in_units(pb, P):
+    """Return a direction in preconditioned coordinates as ``(dW, db)``, the caller's units."""
+    P, inv_d, m = (np.asarray(t) for t in (P, pb.inv_d, pb.m))
+    scaled = P * inv_d[:, None]
+    return scaled[:-1], scaled[-1] - m @ scaled[:-1]
+
+
+def _direction_from_units(pb, dW, db):
+    """Return ``(dW, db)`` in the preconditioned coordinates of ``pb`` (a new preconditioner)."""
+    inv_d, m = np.asarray(pb.inv_d), np.asarray(pb.m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rows = np.where(inv_d[:-1, None] > 0, dW / inv_d[:-1, None], 0.0)
+    offset = (db + m @ dW) * (inv_d[-1] > 0)  # c moves with the intercept, frozen without
+    return np.vstack([rows, offset[None, :]])
 
 
 def _batch_learning_rate(pb, batch_size):
@@ -218,9 +235,12 @@ def train(
     # by more than rounding, since the objective can plateau for many epochs while the
     # gradient still falls (stopping there at tol left gaps to Ridge of 1e-4 to 1e3 on
     # n < p problems of tests/test_optimum_sweep.py).
+    # With early stopping the validation score judges progress; the kernel keeps
+    # only its rounding floor.
     floor = _core._ROUNDING_EPS * eps
-    rtol = floor if tol is None or (learning_rate == "auto" and not minibatch) else max(tol, floor)
-    patience = _NO_PATIENCE if validate is not None else n_iter_no_change
+    conjugate = learning_rate == "auto" and not minibatch
+    rtol = floor if tol is None or conjugate or validate is not None else max(tol, floor)
+    patience = min(n_iter_no_change, _NO_PATIENCE)
     carry = state is not None
     if coef_init is None:
         coef_init = np.zeros((n_features, n_targets), dtype.as_numpy_dtype)
@@ -236,24 +256,17 @@ def train(
     status = int(status)
     limit = _DIVERGENCE_FACTOR * float(best[0])
 
-    # The step rule's state: carried over when the rule is the same one.
-    step_key = (learning_rate, batch_size if minibatch else None, eta0)
-    eta, n_reductions, t, n_bad = None, 0, 0, 0
-    if carry:
-        t = state.t
-        if state.direction is not None and state.direction.shape == tuple(V.shape):
-            P = tf.constant(state.direction, dtype)
-        if state.step_key == step_key:
-            eta, n_reductions = state.eta, state.n_reductions
-        if accumulate:
-            # Chunks differ: progress is judged against this chunk's objective at the
-            # start of the call, not against the lowest objective of another chunk.
-            n_bad = state.n_bad
+    # The step rule's state, carried over from an earlier call of the same rule.
+    step_key = {"adaptive": ("adaptive", eta0)}.get(learning_rate)
+    if learning_rate == "auto" and minibatch:
+        step_key = ("auto", batch_size)
+    steps = dict(state.steps) if carry else {}
+    t, n_bad = (state.t, state.n_bad if accumulate else 0) if carry else (0, 0)
+    if conjugate and carry and state.direction is not None:
+        P = tf.constant(_direction_from_units(pb, *state.direction), dtype)
+    eta, n_reductions = steps.get(step_key, (None, 0))
     if eta is None:
-        if learning_rate == "auto":
-            eta = _batch_learning_rate(pb, batch_size) if minibatch else eta0
-        else:
-            eta = eta0
+        eta = _batch_learning_rate(pb, batch_size) if step_key == ("auto", batch_size) else eta0
 
     losses, scores = [], []
     best_score, best_units, n_bad_score = -np.inf, None, 0
@@ -300,38 +313,38 @@ def train(
         chunk = period if (validate is not None or on_epoch is not None) else max_iter
         run = _core.kernel(_core._full_batch, dtype)
         fb_state = (V, R, G, P, best, tf.constant(n_bad, tf.int32))
+        power = power_t if learning_rate == "invscaling" else 0.0
         while status == RUNNING and len(losses) < max_iter:
-            n = min(chunk, max_iter - len(losses))
-            power = power_t if learning_rate == "invscaling" else 0.0
-            rule = (tf.constant(learning_rate == "auto"), tf.constant(eta, dtype),
-                    tf.constant(power, dtype), tf.constant(t, dtype), tf.constant(rtol, dtype),
+            n = min(chunk, max_iter - len(losses), _NO_PATIENCE)
+            rule = (tf.constant(conjugate), tf.constant(eta, dtype), tf.constant(power, dtype),
+                    tf.constant(t, dtype), tf.constant(rtol, dtype),
                     tf.constant(patience))  # fmt: skip
-            new_state, chunk_losses, new_status, new_units = run(
+            fb_state, chunk_losses, status, units = run(
                 pb, fb_state, tf.constant(n), rule, tf.constant(tol_eff, dtype),
                 tf.constant(limit, dtype),
             )  # fmt: skip
-            new_status = int(new_status)
-            if new_status == DIVERGED and learning_rate == "adaptive":
-                if recoveries < _MAX_RECOVERIES:  # undo the chunk, retry with a smaller step
-                    eta, recoveries = eta / _STEP_REDUCTION, recoveries + 1
-                    continue
-            fb_state, status, units = new_state, new_status, new_units
+            status = int(status)
             losses.extend(chunk_losses.numpy().tolist())
             t += len(chunk_losses)
+            if status == DIVERGED and learning_rate == "adaptive" and recoveries < _MAX_RECOVERIES:
+                # The kernel stopped before the diverging epoch: retry it, smaller.
+                eta, recoveries, status = eta / _STEP_REDUCTION, recoveries + 1, RUNNING
             if status == STALLED and learning_rate == "adaptive" and shrink_step():
                 fb_state, status = (*fb_state[:5], tf.constant(0)), RUNNING
-            status = after_epochs(status, units)
+            status = after_epochs(status, units) if len(chunk_losses) else status
         P, best, n_bad = fb_state[3], fb_state[4].numpy(), int(fb_state[5])
     else:
         run = _core.kernel(_core._minibatch_epoch, dtype)
         best = best.numpy()
         epochs = iter(epochs)
         power = power_t if learning_rate == "invscaling" else 0.0
+        batches = None
         while status == RUNNING and len(losses) < max_iter:
-            batches = next(epochs, None)
-            if batches is None:
-                break
-            batches = list(batches)
+            if batches is None:  # else retry the epoch that diverged, with a smaller step
+                batches = next(epochs, None)
+                if batches is None:
+                    break
+                batches = list(batches)
             offsets = np.cumsum([0] + [len(b) for b in batches])
             rule = (tf.constant(eta, dtype), tf.constant(power, dtype), tf.constant(t, dtype))
             new_V, objective, converged, new_units = run(
@@ -347,6 +360,7 @@ def train(
             V, units = new_V, new_units
             losses.append(objective)
             t += len(batches)
+            batches = None
             if status == RUNNING and bool(converged):
                 status = CONVERGED
             elif status == RUNNING and tol is not None and validate is None:
@@ -366,15 +380,14 @@ def train(
     # that means the problem is too ill-conditioned. A float32 gradient's accuracy
     # depends on n and on the columns' offsets, so there the floor is the answer.
     far = tol is not None and ratio > np.sqrt(tol_eff)
-    conjugate = learning_rate == "auto" and not minibatch
     if status == STALLED and conjugate and validate is None and dtype == tf.float64 and far:
         status = FLOOR
+    if step_key is not None:
+        steps[step_key] = (float(eta), n_reductions)
     new_state = TrainState(
         moments=tuple(np.asarray(m) for m in moments),
-        direction=P.numpy() if not minibatch else (state.direction if carry else None),
-        step_key=step_key,
-        eta=float(eta),
-        n_reductions=n_reductions,
+        direction=_direction_in_units(pb, P) if conjugate else None,
+        steps=steps,
         best=np.asarray(best, dtype=np.float64),
         n_bad=int(n_bad),
         t=t,
