@@ -240,20 +240,28 @@ def test_500_fits_keep_memory_time_and_traces_flat(rng):
     base = SGDL2Regressor()
     for _ in range(20):  # warm-up: traces, allocator pools
         clone(base).fit(X, y)
-    rss, traces, times = _rss_mib(), _core.trace_count(), []
-    for _ in range(500):
+
+    def timed_fit():
         start = time.perf_counter()
         clone(base).fit(X, y)
-        times.append(time.perf_counter() - start)
+        return time.perf_counter() - start
+
+    rss, traces = _rss_mib(), _core.trace_count()
+    times = [timed_fit() for _ in range(500)]
     growth = _rss_mib() - rss
-    print(
-        f"RSS growth over 500 fits: {growth:.2f} MiB; median fit {statistics.median(times):.4f} s"
-    )
+    median = statistics.median(times)
+    print(f"RSS growth over 500 fits: {growth:.2f} MiB; median fit {median:.4f} s")
     assert growth < 20
     assert _core.trace_count() == traces
-    # The fastest fit of each block: what the fit costs, free of the shared machine's
-    # interruptions (which medians of 50 on 2 busy cores are not).
-    assert min(times[-50:]) <= 1.2 * min(times[50:100])
+    # The fastest fit of a block is what a fit costs without the shared machine's
+    # interruptions. A slowdown that the fits cause persists; one that the machine's
+    # other work causes passes: re-measure the last block (up to 3 times) before failing.
+    early, late = min(times[50:100]), min(times[-50:])
+    for _ in range(3):
+        if late <= 1.2 * early:
+            break
+        late = min(timed_fit() for _ in range(50))
+    assert late <= 1.2 * early, (early, late)
 
 
 # ---------------------------------------------------------- concurrency
