@@ -63,7 +63,7 @@ import numpy as np
 import tensorflow as tf
 
 RUNNING, CONVERGED, STALLED, DIVERGED, OVERFLOW = 0, 1, 2, 3, 4
-_STATS_CHUNK_ROWS = 65536
+_BLOCK_ELEMENTS = 2**19  # float64 temporaries of row-block folds: 4 MiB each
 _POWER_ITERATIONS = 20
 _ROUNDING_EPS = 16  # relative changes below this many epsilons are rounding noise
 _GRADIENT_PROGRESS = 0.99  # a new gradient-norm low must beat the old one by 1%
@@ -208,17 +208,19 @@ def _step_size(eta, power_t, t0, i):
 def _fold_row_blocks(arrays, body, init):
     """Fold ``acc = body(*blocks, acc)`` over float64 row blocks of ``arrays``.
 
-    float64 whatever the data's dtype, for sums that float32 would round away;
-    blocks of ``_STATS_CHUNK_ROWS`` rows bound the float64 temporaries.
+    float64 whatever the data's dtype, for sums that float32 would round away.
+    Blocks of ``_BLOCK_ELEMENTS`` values (at least 64 rows), taken one at a time,
+    bound the float64 temporaries to a few MiB whatever the size of X.
     """
     n = tf.shape(arrays[0])[0]
+    width = tf.maximum(tf.shape(arrays[0])[1], 1)
+    rows = tf.maximum(_BLOCK_ELEMENTS // width, 64)
 
     def step(start, acc):
-        rows = slice(start, start + _STATS_CHUNK_ROWS)
-        blocks = (tf.cast(a[rows], tf.float64) for a in arrays)
-        return start + _STATS_CHUNK_ROWS, body(*blocks, acc)
+        blocks = (tf.cast(a[start : start + rows], tf.float64) for a in arrays)
+        return start + rows, body(*blocks, acc)
 
-    return tf.while_loop(lambda start, _: start < n, step, (0, init))[1]
+    return tf.while_loop(lambda start, _: start < n, step, (0, init), parallel_iterations=1)[1]
 
 
 def _weighted_moments(X, Y, s):

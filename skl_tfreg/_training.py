@@ -109,6 +109,37 @@ class TrainResult(NamedTuple):
     validation_scores: np.ndarray  # validate's score after each epoch (empty without)
 
 
+_ALIGNMENT = 64  # bytes: what TensorFlow's CPU kernels require of a buffer they share
+
+
+def as_tensor(array):
+    """Return a TensorFlow tensor of ``array`` with at most one copy of its data.
+
+    ``tf.convert_to_tensor`` holds two copies of a large array at its peak. Here
+    a C-contiguous, writable, 64-byte-aligned array is shared with TensorFlow
+    through DLPack without a copy, and any other array is copied once into such a
+    buffer first. TensorFlow only reads it.
+    """
+    array = np.asarray(array)
+    if array.dtype not in (np.float32, np.float64):
+        return tf.convert_to_tensor(array)
+    shared = (
+        array.flags.c_contiguous
+        and array.flags.writeable
+        and array.ctypes.data % _ALIGNMENT == 0
+        and array.size > 0
+    )
+    if not shared:
+        raw = np.empty(array.nbytes + _ALIGNMENT, dtype=np.uint8)
+        start = -raw.ctypes.data % _ALIGNMENT
+        buffer = raw[start : start + array.nbytes].view(array.dtype).reshape(array.shape)
+        np.copyto(buffer, array)
+        if array.size == 0:
+            return tf.convert_to_tensor(buffer)
+        array = buffer
+    return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+
+
 def _no_moments(n_features, n_targets):
     zeros = (np.zeros(n_features), np.zeros(n_features), np.zeros(n_targets), np.zeros(n_targets))
     return (np.float64(0.0), *zeros)
@@ -224,7 +255,7 @@ def train(
     -------
     result : TrainResult
     """
-    X = tf.convert_to_tensor(X)
+    X = as_tensor(X)
     dtype = X.dtype
     Y = tf.convert_to_tensor(Y, dtype=dtype)
     n_features, n_targets = int(X.shape[1]), int(Y.shape[1])

@@ -136,3 +136,23 @@ def test_kernels_trace_once_per_dtype_across_shapes(rng, dtype):
         fit(n, p)
         fit(n, p, batch_size=2)
     assert _core.trace_count() == before
+
+
+def test_as_tensor_copies_once_or_shares_an_aligned_buffer(rng, tmp_path):
+    from skl_tfreg._training import as_tensor
+
+    X = rng.normal(size=(300, 7))
+    np.save(tmp_path / "X.npy", X)
+    cases = [X, X.astype(np.float32), np.asfortranarray(X), X[1:, ::2], X[:0],
+             np.load(tmp_path / "X.npy", mmap_mode="r")]  # fmt: skip
+    for array in cases:
+        tensor = as_tensor(array)
+        assert tensor.dtype.as_numpy_dtype == array.dtype and tensor.shape == array.shape
+        np.testing.assert_array_equal(tensor.numpy(), array)
+    # An aligned, writable C array is shared with TensorFlow, not copied.
+    raw = np.zeros(8 * 7 + 8)
+    start = (-raw.ctypes.data % 64) // 8
+    aligned = raw[start : start + 56].reshape(8, 7)
+    tensor = as_tensor(aligned)
+    aligned[0, 0] = 5.0
+    assert tensor.numpy()[0, 0] == 5.0

@@ -1,0 +1,362 @@
+"""The benchmark suite: SGDL2Regressor against SGDRegressor, Ridge, numpy and Keras.
+
+Run from the project's root, after ``pip install .`` (Keras comes with TensorFlow)::
+
+    python benchmarks/run.py             # all cases, about 5 minutes here
+    python benchmarks/run.py --quick     # smaller repeat counts, for a smoke run
+
+It prints a table and writes ``docs/benchmarks.md``: the machine, the library
+versions, medians and ratios. Each ratio compares two things measured in the
+same run, interleaved where they are repeated, so that a busy machine slows
+both alike. Nothing here is part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import sklearn  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.linear_model import Ridge, SGDRegressor  # noqa: E402
+from sklearn.model_selection import GridSearchCV  # noqa: E402
+from sklearn.pipeline import Pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+import skl_tfreg  # noqa: E402
+from skl_tfreg import SGDL2Regressor  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fn(*args, **kwargs)
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def _interleaved(fns, repeats):
+    """Median seconds of each function, the calls interleaved round by round."""
+    times = [[] for _ in fns]
+    outs = [None] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            seconds, outs[i] = _timed(fn)
+            times[i].append(seconds)
+    return [statistics.median(t) for t in times], outs
+
+
+def _objective(X, y, alpha, coef, intercept):
+    X = np.asarray(X, dtype=np.float64)
+    r = X @ np.asarray(coef, np.float64) + float(intercept) - y
+    return r @ r / len(y) + alpha * float(np.dot(coef, coef))
+
+
+def _optimum(X, y, alpha):
+    X = np.asarray(X, dtype=np.float64)
+    ridge = Ridge(alpha=alpha * len(y), solver="cholesky").fit(X, y)
+    return _objective(X, y, alpha, ridge.coef_, ridge.intercept_)
+
+
+def _gap(X, y, alpha, est, best):
+    intercept = np.ravel(est.intercept_)[0]
+    return (_objective(X, y, alpha, np.ravel(est.coef_), intercept) - best) / best
+
+
+# ----------------------------------------------------------------------- cases
+
+
+def small_fit(repeats):
+    """Case 1: 100 x 5 float64, default parameters, against SGDRegressor()."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 5))
+    y = X @ rng.normal(size=5) + rng.normal(size=100)
+    ours, sgd = (lambda: SGDL2Regressor().fit(X, y)), (lambda: SGDRegressor().fit(X, y))
+    _interleaved([ours, sgd], 5)  # warm-up: traces, caches
+    (t_ours, t_sgd), _ = _interleaved([ours, sgd], repeats)
+    return dict(ours=t_ours, sgd=t_sgd, ratio=t_ours / t_sgd, target=1.0)
+
+
+def _standardized(n, p, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p), dtype=np.float32).astype(dtype, copy=False)
+    X += (0.3 * rng.standard_normal((n, 1), dtype=np.float32)).astype(dtype)
+    X -= X.mean(axis=0)
+    X /= X.std(axis=0)
+    y = (X @ rng.normal(size=p).astype(dtype) + rng.standard_normal(n, dtype=np.float32)).astype(
+        dtype
+    )
+    return X, y
+
+
+def _keras_epochs(X, y, alpha, epochs, batch_size):
+    """A Keras Dense(1) with the same penalty, trained by plain SGD for ``epochs``."""
+    import keras
+
+    n, p = X.shape
+    model = keras.Sequential(
+        [keras.Input((p,)), keras.layers.Dense(1, kernel_regularizer=keras.regularizers.L2(alpha))]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.01), loss="mse")
+    seconds, _ = _timed(
+        lambda: model.fit(X, y, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True)
+    )
+    kernel, bias = model.layers[-1].get_weights()
+    return seconds, kernel[:, 0], bias[0]
+
+
+def time_to_optimum(repeats, keras_batch=256):
+    """Case 2: 200,000 x 50 float32 standardized, alpha 1e-4, defaults, to the optimum."""
+    alpha = 1e-4
+    X, y = _standardized(200_000, 50, np.float32)
+    best = _optimum(X, y, alpha)
+    y64 = y.astype(np.float64)
+    ours = lambda: SGDL2Regressor(alpha=alpha).fit(X, y)  # noqa: E731
+    ridge = lambda: Ridge(alpha=alpha * len(y)).fit(X, y)  # noqa: E731
+    sgd = lambda: _quiet(SGDRegressor(alpha=alpha, random_state=0).fit, X, y)  # noqa: E731
+    ours(), ridge()  # warm-up
+    (t_ours, t_ridge), (est, rr) = _interleaved([ours, ridge], repeats)
+    (t_sgd,), (sgd_est,) = _interleaved([sgd], max(1, repeats // 2))
+    out = dict(
+        ours=t_ours, ridge=t_ridge, sgd=t_sgd, epochs=est.n_iter_,
+        gap=_gap(X, y64, alpha, est, best), ridge_gap=_gap(X, y64, alpha, rr, best),
+        sgd_gap=_gap(X, y64, alpha, sgd_est, best), sgd_epochs=sgd_est.n_iter_,
+        vs_sgd=t_ours / t_sgd, vs_ridge=t_ours / t_ridge,
+    )  # fmt: skip
+    try:
+        seconds, coef, intercept = _keras_epochs(X, y, alpha, est.n_iter_, keras_batch)
+    except ImportError:  # keras comes with TensorFlow; be explicit if it is missing
+        out.update(keras=float("nan"), keras_gap=float("nan"))
+    else:
+        keras_obj = _objective(X, y64, alpha, coef, intercept)
+        out.update(keras=seconds, keras_gap=(keras_obj - best) / best, keras_batch=keras_batch)
+    return out
+
+
+def throughput(repeats):
+    """Case 3: one epoch over 1,000,000 x 100 float32 against numpy's gradient pass."""
+    X, y = _standardized(1_000_000, 100, np.float32)
+    w = np.full(100, 0.01, dtype=np.float32)
+
+    def numpy_pass():
+        return X.T @ (X @ w - y)
+
+    def fit(k):
+        return lambda: SGDL2Regressor(max_iter=k, tol=None).fit(X, y)
+
+    fit(1)()  # warm-up
+    (t_numpy, t_1, t_11), _ = _interleaved([numpy_pass, fit(1), fit(11)], repeats)
+    epoch = (t_11 - t_1) / 10  # the cost of one more epoch, set-up excluded
+    return dict(numpy=t_numpy, epoch=epoch, setup=t_1 - epoch, ratio=epoch / t_numpy, target=1.5)
+
+
+_MEMORY = textwrap.dedent(
+    """
+    import os, resource, sys
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+    from skl_tfreg import SGDL2Regressor
+
+    def rss():
+        with open("/proc/self/status") as status:
+            return next(int(l.split()[1]) for l in status if l.startswith("VmRSS:")) * 1024
+
+    n, p = int(sys.argv[1]), 100
+    SGDL2Regressor().fit(np.ones((50, p), np.float32) + np.eye(50, p, dtype=np.float32),
+                         np.arange(50.0))  # warm-up: TensorFlow's runtime and the traces
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, p), dtype=np.float32)
+    y = rng.standard_normal(n, dtype=np.float32)
+    base = rss()
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    SGDL2Regressor().fit(X, y)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(X.nbytes, base, peak_before, peak)
+    """
+)
+
+
+def memory(n=2_000_000):
+    """Case 4: peak RSS of a fit on n x 100 float32 above the baseline, per X.nbytes."""
+    done = subprocess.run(
+        [sys.executable, "-c", _MEMORY, str(n)], capture_output=True, text=True, check=True
+    )
+    nbytes, base, peak_before, peak = map(int, done.stdout.split())
+    if peak <= peak_before:  # the fit never rose above an earlier peak: nothing to measure
+        peak = max(peak, base)
+    return dict(nbytes=nbytes, extra=peak - base, ratio=(peak - base) / nbytes, target=1.3)
+
+
+def search(repeats):
+    """Case 5: GridSearchCV, 12 candidates x 5 folds, 20,000 x 20 scaler pipeline."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20_000, 20)) * np.logspace(-2, 2, 20) + 3.0
+    y = X @ (rng.normal(size=20) / np.logspace(-2, 2, 20)) + rng.normal(size=20_000)
+    alphas = {"est__alpha": list(np.logspace(-6, 1, 12))}
+
+    def grid(estimator, n_jobs):
+        pipe = Pipeline([("scale", StandardScaler()), ("est", estimator)])
+        return lambda: _quiet(GridSearchCV(pipe, alphas, cv=5, n_jobs=n_jobs).fit, X, y)
+
+    # Workers each start TensorFlow: cap its threads so two share the two cores.
+    skl_tfreg.limit_tf_threads(max(1, (os.cpu_count() or 1) // 2))
+    runs = [grid(SGDL2Regressor(), 1), grid(SGDRegressor(random_state=0), 1),
+            grid(SGDL2Regressor(), 2), grid(SGDRegressor(random_state=0), 2)]  # fmt: skip
+    runs[2](), runs[3]()  # warm-up: start the worker processes
+    (ours1, sgd1, ours2, sgd2), _ = _interleaved(runs, repeats)
+    return dict(ours1=ours1, sgd1=sgd1, ours2=ours2, sgd2=sgd2, ratio1=ours1 / sgd1,
+                ratio2=ours2 / sgd2, speedup=ours1 / ours2, target=1.5)  # fmt: skip
+
+
+_FIRST = textwrap.dedent(
+    """
+    import os, time
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start = time.perf_counter()
+    import numpy as np
+    from skl_tfreg import SGDL2Regressor
+    imported = time.perf_counter()
+    X = np.random.default_rng(0).normal(size=(100, 5))
+    SGDL2Regressor().fit(X, X[:, 0])
+    first = time.perf_counter()
+    SGDL2Regressor().fit(X, X[:, 0])
+    print(imported - start, first - imported, time.perf_counter() - first)
+    """
+)
+
+
+def first_fit():
+    """Case 6: import, then the first fit (which traces its kernels), in a new process."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST], capture_output=True, text=True, check=True
+    )
+    imported, first, second = map(float, done.stdout.split())
+    return dict(imported=imported, first=first, second=second)
+
+
+# ---------------------------------------------------------------------- report
+
+
+def _machine():
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            model = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    import tensorflow as tf
+
+    return (
+        f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}, numpy {np.__version__}, scikit-learn "
+        f"{sklearn.__version__}, TensorFlow {tf.__version__}, skl_tfreg {skl_tfreg.__version__}"
+    )
+
+
+def _ms(seconds):
+    return f"{1e3 * seconds:,.1f} ms" if seconds < 10 else f"{seconds:,.1f} s"
+
+
+def _verdict(value, target):
+    return "met" if value <= target else f"missed by {value / target:.2f}x"
+
+
+def report(r):
+    """The results as the markdown of docs/benchmarks.md."""
+    s, t, h, m, g, f = (r[k] for k in ("small", "optimum", "throughput", "memory", "search",
+                                        "first"))  # fmt: skip
+    keras = "not run (keras missing)" if np.isnan(t["keras"]) else (
+        f"{_ms(t['keras'])}, gap {t['keras_gap']:.1e} ({t['epochs']} epochs, batch "
+        f"{t.get('keras_batch')})"
+    )  # fmt: skip
+    rows = [
+        ("1. Small fit, 100 x 5 float64 (median of "
+         f"{r['repeats']['small']})", f"{_ms(s['ours'])}",
+         f"SGDRegressor() {_ms(s['sgd'])}", f"{s['ratio']:.2f}x", "<= 1.0x",
+         _verdict(s["ratio"], 1.0)),
+        ("2. Time to the optimum, 200,000 x 50 float32",
+         f"{_ms(t['ours'])}, gap {t['gap']:.1e}, {t['epochs']} epochs",
+         f"SGDRegressor() {_ms(t['sgd'])}, gap {t['sgd_gap']:.1e}, {t['sgd_epochs']} epochs",
+         f"{t['vs_sgd']:.2f}x", "<= 0.5x", _verdict(t["vs_sgd"], 0.5)),
+        ("", "", f"Ridge {_ms(t['ridge'])}, gap {t['ridge_gap']:.1e}", f"{t['vs_ridge']:.2f}x",
+         "<= 1.0x", _verdict(t["vs_ridge"], 1.0)),
+        ("", "", f"Keras Dense(1), SGD: {keras}", "", "", ""),
+        ("", "gap <= 1e-6", "", f"{t['gap']:.1e}", "<= 1e-6", _verdict(t["gap"], 1e-6)),
+        ("3. Throughput, one epoch over 1,000,000 x 100 float32", f"{_ms(h['epoch'])}",
+         f"numpy X.T @ (X @ w - y) {_ms(h['numpy'])}", f"{h['ratio']:.2f}x", "<= 1.5x",
+         _verdict(h["ratio"], 1.5)),
+        ("4. Memory, fit on 2,000,000 x 100 float32",
+         f"peak +{m['extra'] / 2**20:,.0f} MiB", f"X.nbytes {m['nbytes'] / 2**20:,.0f} MiB",
+         f"{m['ratio']:.2f}x", "<= 1.3x", _verdict(m["ratio"], 1.3)),
+        ("5. Search, 12 x 5 folds, 20,000 x 20, n_jobs=1", _ms(g["ours1"]),
+         f"SGDRegressor {_ms(g['sgd1'])}", f"{g['ratio1']:.2f}x", "<= 1.5x",
+         _verdict(g["ratio1"], 1.5)),
+        ("   n_jobs=2", _ms(g["ours2"]), f"SGDRegressor {_ms(g['sgd2'])}",
+         f"{g['ratio2']:.2f}x", "<= 1.5x", _verdict(g["ratio2"], 1.5)),
+        ("   n_jobs=2 against n_jobs=1", f"{g['speedup']:.2f}x faster", "", "", "> 1x",
+         "met" if g["speedup"] > 1 else "missed"),
+        ("6. First fit in a new process", f"import {_ms(f['imported'])}",
+         f"first fit {_ms(f['first'])}, second {_ms(f['second'])}", "", "(reported)", ""),
+    ]  # fmt: skip
+    lines = [
+        "# Benchmarks",
+        "",
+        "Measured by `python benchmarks/run.py` (after `pip install .`), which",
+        "writes this page. Each ratio compares two measurements of the same run, interleaved",
+        "round by round where repeated; the machine is shared, so single figures move by",
+        "10-30% between runs, ratios less.",
+        "",
+        f"Machine: {_machine()}.",
+        "",
+        "| case | skl_tfreg | anchor | ratio | target | |",
+        "|---|---|---|---|---|---|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """Run every case, print the table and write docs/benchmarks.md."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller memory case")
+    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
+    args = parser.parse_args(argv)
+    repeats = dict(small=10 if args.quick else 60, optimum=2 if args.quick else 5,
+                   throughput=2 if args.quick else 5, search=1 if args.quick else 3)  # fmt: skip
+    results = {"repeats": repeats}
+    for name, run in [
+        ("first", first_fit),
+        ("small", lambda: small_fit(repeats["small"])),
+        ("optimum", lambda: time_to_optimum(repeats["optimum"])),
+        ("throughput", lambda: throughput(repeats["throughput"])),
+        ("memory", lambda: memory(200_000 if args.quick else 2_000_000)),
+        ("search", lambda: search(repeats["search"])),
+    ]:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results[name] = run()
+    text = report(results)
+    print(text)
+    Path(args.output).write_text(text)
+    print(f"wrote {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
