@@ -63,7 +63,8 @@ import numpy as np
 import tensorflow as tf
 
 RUNNING, CONVERGED, STALLED, DIVERGED, OVERFLOW = 0, 1, 2, 3, 4
-_BLOCK_ELEMENTS = 2**19  # float64 temporaries of row-block folds: 4 MiB each
+_BLOCK_ELEMENTS = 2**19  # temporaries of row-block folds: 2 or 4 MiB each
+_SHIFT_ROWS = 1024  # rows whose mean shifts the data before its squares are summed
 _POWER_ITERATIONS = 20
 _ROUNDING_EPS = 16  # relative changes below this many epsilons are rounding noise
 _GRADIENT_PROGRESS = 0.99  # a new gradient-norm low must beat the old one by 1%
@@ -205,19 +206,21 @@ def _step_size(eta, power_t, t0, i):
 # Compiled kernels. Each Python body runs only while TensorFlow traces it.
 
 
-def _fold_row_blocks(arrays, body, init):
-    """Fold ``acc = body(*blocks, acc)`` over float64 row blocks of ``arrays``.
+def _fold_row_blocks(arrays, body, init, wide=True):
+    """Fold ``acc = body(*blocks, acc)`` over row blocks of ``arrays``.
 
-    float64 whatever the data's dtype, for sums that float32 would round away.
-    Blocks of ``_BLOCK_ELEMENTS`` values (at least 64 rows), taken one at a time,
-    bound the float64 temporaries to a few MiB whatever the size of X.
+    With ``wide`` the blocks are cast to float64, for sums that float32 would
+    round away. Blocks of ``_BLOCK_ELEMENTS`` values (at least 64 rows), taken
+    one at a time, bound the temporaries to a few MiB whatever the size of X.
     """
     n = tf.shape(arrays[0])[0]
     width = tf.maximum(tf.shape(arrays[0])[1], 1)
     rows = tf.maximum(_BLOCK_ELEMENTS // width, 64)
 
     def step(start, acc):
-        blocks = (tf.cast(a[start : start + rows], tf.float64) for a in arrays)
+        blocks = (a[start : start + rows] for a in arrays)
+        if wide:
+            blocks = (tf.cast(b, tf.float64) for b in blocks)
         return start + rows, body(*blocks, acc)
 
     return tf.while_loop(lambda start, _: start < n, step, (0, init), parallel_iterations=1)[1]
@@ -226,44 +229,52 @@ def _fold_row_blocks(arrays, body, init):
 def _weighted_moments(X, Y, s):
     """Weighted moments (float64 :class:`Moments`) of the rows of X and Y.
 
-    Two passes over row blocks, accumulated in float64 whatever the data's dtype
-    (a float32 running sum over many rows loses the digits the intercept is made
-    of): the first sums, the second centres exactly and corrects the means by the
-    mean of the deviations. Blocking bounds the float64 temporaries.
+    One pass over row blocks in the data's dtype, each block's sums added up in
+    float64: the sums of the deviations from a shift, and of their squares, as
+    matrix-vector products. The shift is the mean of the first rows (so that the
+    squares do not cancel), or, for a column constant there, its first value: a
+    constant column then has deviations of exactly 0, so its spread is exactly 0
+    and its mean exactly its value. The moments only precondition the descent
+    (the intercept's offset ``c`` absorbs any error in the means), so the
+    dtype's precision per block suffices.
     """
-    wide = tf.float64
+    dtype, wide = X.dtype, tf.float64
     p, k = tf.shape(X)[1], tf.shape(Y)[1]
 
-    def sums(Xb, Yb, sb, acc):
-        return (
-            acc[0] + tf.linalg.matvec(Xb, sb, transpose_a=True),
-            acc[1] + tf.linalg.matvec(Yb, sb, transpose_a=True),
-            acc[2] + tf.reduce_sum(sb),
-        )
+    def shift(A):
+        head = A[:_SHIFT_ROWS]
+        constant = tf.equal(tf.reduce_min(head, axis=0), tf.reduce_max(head, axis=0))
+        return tf.where(constant, A[0], tf.cast(tf.reduce_mean(tf.cast(head, wide), 0), dtype))
 
-    Sx, Sy, S = _fold_row_blocks(
-        (X, Y, s), sums, (tf.zeros([p], wide), tf.zeros([k], wide), tf.zeros([], wide))
-    )
-    x_mean, y_mean = Sx / S, Sy / S
+    x_shift, y_shift = shift(X), shift(Y)
+
+    def f64(t):
+        return tf.cast(t, wide)
+
+    def weighted_sum(sb, D):
+        return f64(tf.matmul(sb[None, :], D)[0])
 
     def deviations(Xb, Yb, sb, acc):
-        Dx, Dy = Xb - x_mean, Yb - y_mean
-        return tuple(
-            a + tf.linalg.matvec(D, sb, transpose_a=True)
-            for a, D in zip(acc, (Dx, tf.square(Dx), Dy, tf.square(Dy)), strict=True)
-        )
+        Dx, Dy = Xb - x_shift, Yb - y_shift
+        terms = (Dx, tf.square(Dx), Dy, tf.square(Dy))
+        sums = tuple(a + weighted_sum(sb, D) for a, D in zip(acc[:4], terms, strict=True))
+        return (*sums, acc[4] + f64(tf.reduce_sum(sb)))
 
-    dx, dx2, dy, dy2 = _fold_row_blocks(
-        (X, Y, s),
-        deviations,
-        (tf.zeros([p], wide), tf.zeros([p], wide), tf.zeros([k], wide), tf.zeros([k], wide)),
+    zeros_p, zeros_k = tf.zeros([p], wide), tf.zeros([k], wide)
+    dx, dx2, dy, dy2, S = _fold_row_blocks(
+        (X, Y, s), deviations, (zeros_p, zeros_p, zeros_k, zeros_k, tf.zeros([], wide)), False
     )
+
+    def spread(d, d2):
+        # Exactly 0 only for a constant column; rounding cannot make a spread vanish.
+        return tf.where(tf.equal(d2, 0.0), d2, tf.maximum(d2 - tf.square(d) / S, _EPS64 * d2))
+
     return Moments(
         S=S,
-        x_mean=x_mean + dx / S,
-        x_m2=tf.maximum(dx2 - tf.square(dx) / S, 0.0),
-        y_mean=y_mean + dy / S,
-        y_m2=tf.maximum(dy2 - tf.square(dy) / S, 0.0),
+        x_mean=f64(x_shift) + dx / S,
+        x_m2=spread(dx, dx2),
+        y_mean=f64(y_shift) + dy / S,
+        y_m2=spread(dy, dy2),
     )
 
 
@@ -296,9 +307,6 @@ def _prepare(X, Y, s, fit_intercept, alpha, coef_init, intercept_init, prior, to
     chunk = _weighted_moments(X, Y, s)
     stats = _merge_moments(prior, chunk)
     x_var, y_var = stats.x_m2 / stats.S, stats.y_m2 / stats.S
-    # A constant column's computed variance is rounding noise, not spread: zero it.
-    noise = x_var <= tf.square(_ROUNDING_EPS * _EPS64 * stats.x_mean)
-    x_var = tf.where(noise, tf.zeros_like(x_var), x_var)
     mean, var, ybar, yvar = (tf.cast(t, dtype) for t in (stats.x_mean, x_var, stats.y_mean, y_var))
     S = tf.cast(chunk.S, dtype)
     # A constant column with alpha = 0 is scaled by its size (it then acts like an
