@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from skl_tfreg import _core, _training, iter_epochs
 
@@ -156,3 +157,26 @@ def test_as_tensor_copies_once_or_shares_an_aligned_buffer(rng, tmp_path):
     tensor = as_tensor(aligned)
     aligned[0, 0] = 5.0
     assert tensor.numpy()[0, 0] == 5.0
+
+
+def test_moments_sample_the_rows_but_find_constant_columns_exactly(rng, oracle):
+    # 20,000 rows: the spreads come from 8 runs of 1,024 rows. Column 1 is zero on
+    # every sampled row but one outside them; column 2 is constant; column 3 varies
+    # only on rows of weight 0, so it is constant where it counts.
+    from skl_tfreg import SGDL2Regressor
+
+    n = 20_000
+    X = rng.normal(size=(n, 4))
+    X[:, 1] = 0.0
+    X[15_000, 1] = 7.0
+    X[:, 2] = 3.25
+    s = np.ones(n)
+    s[:100] = 0.0
+    X[:, 3] = 1.5
+    X[:100, 3] = rng.normal(size=100)
+    y = X @ [1.0, 0.5, 0.0, 0.0] + rng.normal(size=n)
+    reg = SGDL2Regressor(alpha=1e-6).fit(X, y, s)
+    assert reg.coef_[2] == 0.0 and reg.coef_[3] == 0.0
+    assert oracle.gap(reg, X, y, s) <= 1e-9
+    moments = _core._weighted_moments(*(tf.constant(a) for a in (X, y[:, None], s)))
+    assert moments.x_m2.numpy()[1] == pytest.approx(((X[:, 1] - X[:, 1] @ s / s.sum()) ** 2) @ s)
