@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
-from sklearn.utils import check_random_state
+from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
@@ -226,8 +226,13 @@ class SGDL2Regressor(*_BASES):
         tags.target_tags.multi_output = True
         return tags
 
-    def _validate_training_data(self, X, y, sample_weight, *, reset, dtype=None):
-        """Return X, y as (n_samples, n_targets), the weights, and whether y was 1-D."""
+    def _validate_training_data(self, X, y, sample_weight, *, reset, dtype=None, finite=False):
+        """Return X, y as (n_samples, n_targets), the weights, and whether y was 1-D.
+
+        Unless ``finite``, X is not scanned for NaN and infinity here: the first
+        product of the fit (the weighted column sums) shows them, and then
+        :meth:`_check_result` raises scikit-learn's own error, before any step.
+        """
         X, y = validate_data(
             self,
             X,
@@ -236,6 +241,7 @@ class SGDL2Regressor(*_BASES):
             y_numeric=True,
             multi_output=True,
             reset=reset,
+            ensure_all_finite=finite,
         )
         for name in ("alpha", "eta0"):
             if getattr(self, name) > float(np.finfo(X.dtype).max):
@@ -302,8 +308,9 @@ class SGDL2Regressor(*_BASES):
                 self.__dict__.pop(name, None)
         # A warm start checks X against the fitted features and changes no state if
         # they differ.
+        # Early stopping holds rows out of training: scan them all first.
         X, Y, sample_weight, single = self._validate_training_data(
-            X, y, sample_weight, reset=not warm
+            X, y, sample_weight, reset=not warm, finite=self.early_stopping
         )
         coef_init, intercept_init, state = None, None, None
         if warm:
@@ -331,7 +338,7 @@ class SGDL2Regressor(*_BASES):
                 coef_init=coef_init, intercept_init=intercept_init, state=state,
                 validate=validate, callbacks=callbacks,
             )  # fmt: skip
-            self._check_result(result, X.dtype, full_batch)
+            self._check_result(result, X, full_batch)
             self._store(result, single)
             self.n_iter_ = result.n_epochs
             self.loss_curve_ = result.loss_curve
@@ -396,7 +403,7 @@ class SGDL2Regressor(*_BASES):
             X, Y, sample_weight, epochs=epochs, max_iter=1, coef_init=coef_init,
             intercept_init=intercept_init, state=state, accumulate=True,
         )  # fmt: skip
-        self._check_result(result, X.dtype, full_batch, partial=True)
+        self._check_result(result, X, full_batch, partial=True)
         self._store(result, single)
         self.n_iter_ = (0 if first else self.n_iter_) + result.n_epochs
         previous = [] if first else [self.loss_curve_]
@@ -475,9 +482,11 @@ class SGDL2Regressor(*_BASES):
         self.t_ = result.state.t
         self._train_state = result.state
 
-    def _check_result(self, result, dtype, full_batch, partial=False):
+    def _check_result(self, result, X, full_batch, partial=False):
+        dtype = X.dtype
         finite = np.all(np.isfinite(result.coef)) and np.all(np.isfinite(result.intercept))
         if result.status == "overflow":
+            assert_all_finite(X, input_name="X")  # NaN or infinity in X: scikit-learn's error
             raise ValueError(
                 f"The values of X, y or sample_weight overflow {np.dtype(dtype).name} when "
                 "squared and summed; rescale them or pass float64 data."
