@@ -7,8 +7,8 @@ Run from the project's root, after ``pip install .`` (Keras comes with TensorFlo
 
 It prints a table and writes ``docs/benchmarks.md``: the machine, the library
 versions, medians and ratios. Each ratio compares two things measured in the
-same run, interleaved where they are repeated, so that a busy machine slows
-both alike. Nothing here is part of the test suite.
+same run, in alternating blocks, so that a busy machine slows both alike.
+Nothing here is part of the test suite.
 """
 
 from __future__ import annotations
@@ -52,14 +52,24 @@ def _timed(fn):
     return time.perf_counter() - start, out
 
 
-def _interleaved(fns, repeats):
-    """Median seconds of each function, the calls interleaved round by round."""
+def _interleaved(fns, repeats, rounds=2):
+    """Median seconds of each function, measured in alternating blocks.
+
+    Each of ``rounds`` rounds runs every function ``repeats`` times in a row, so a
+    busy spell of the machine slows all of them alike, while each function is
+    timed in its steady state: right after another estimator has freed its
+    memory (which the allocator may return to the system) or left its BLAS
+    threads spinning, the first fit pays for it, and fit-by-fit alternation
+    would charge that to every fit (50 ms of 100 for a fit right after Ridge
+    on the 200,000 x 50 case).
+    """
     times = [[] for _ in fns]
     outs = [None] * len(fns)
-    for _ in range(repeats):
+    for _ in range(rounds):
         for i, fn in enumerate(fns):
-            seconds, outs[i] = _timed(fn)
-            times[i].append(seconds)
+            for _ in range(max(1, repeats // rounds)):
+                seconds, outs[i] = _timed(fn)
+                times[i].append(seconds)
     return [statistics.median(t) for t in times], outs
 
 
@@ -325,9 +335,9 @@ def report(r):
         "# Benchmarks",
         "",
         "Measured by `python benchmarks/run.py` (after `pip install .`), which",
-        "writes this page. Each ratio compares two measurements of the same run, interleaved",
-        "round by round where repeated; the machine is shared, so single figures move by",
-        "10-30% between runs, ratios less.",
+        "writes this page. Each ratio compares two measurements of the same run, taken in",
+        "alternating blocks of fits (medians); the machine is shared, so single figures move",
+        "by 10-30% between runs, ratios less.",
         "",
         f"Machine: {_machine()}.",
         "",
