@@ -401,23 +401,14 @@ def test_sklearn_callbacks_see_every_epoch_and_can_stop_the_fit(rng):
     X, y = _ill_conditioned(rng)
     reg = SGDL2Regressor(learning_rate="constant", eta0=0.05, tol=None, max_iter=7)
     try:
-        from sklearn.callback import ProgressBar  # scikit-learn >= 1.9
+        from sklearn.callback import FitCallback, ProgressBar  # scikit-learn >= 1.9
     except ImportError:
         assert not hasattr(reg, "set_callbacks")  # simply absent
         return
 
-    class Recorder:
+    class Recorder(FitCallback):  # the protocol's other hooks do nothing
         def __init__(self, stop_at=None):
             self.ends, self.coefs, self.stop_at, self.fits = [], [], stop_at, []
-
-        def setup(self, estimator, context):
-            pass
-
-        def teardown(self, estimator, context):
-            pass
-
-        def on_fit_task_begin(self, estimator, context, **kwargs):
-            pass
 
         def on_fit_task_end(self, estimator, context, *, y=None, fitted_estimator=None):
             if context.task_name == "fit":  # ends with the fitted model

@@ -59,26 +59,21 @@ def _objective(X, y, alpha, coef, intercept):
     return r @ r / len(y) + alpha * coef @ coef
 
 
-class _GapTrace:
+def _gap_trace(X, y, alpha, best):
     """A scikit-learn callback recording the gap to the optimum after every epoch."""
+    from sklearn.callback import FitCallback  # scikit-learn >= 1.9
 
-    def __init__(self, X, y, alpha, best):
-        self.args, self.best, self.gaps = (X, y, alpha), best, []
+    class GapTrace(FitCallback):  # the protocol's other hooks do nothing
+        def __init__(self):
+            self.args, self.best, self.gaps = (X, y, alpha), best, []
 
-    def setup(self, estimator, context):
-        pass
+        def on_fit_task_end(self, estimator, context, *, fitted_estimator=None):
+            if context.task_name == "epoch" and fitted_estimator is not None:
+                J = _objective(*self.args, fitted_estimator.coef_, fitted_estimator.intercept_)
+                self.gaps.append((J - self.best) / self.best)
+            return False
 
-    def teardown(self, estimator, context):
-        pass
-
-    def on_fit_task_begin(self, estimator, context, **kwargs):
-        pass
-
-    def on_fit_task_end(self, estimator, context, *, fitted_estimator=None):
-        if context.task_name == "epoch" and fitted_estimator is not None:
-            J = _objective(*self.args, fitted_estimator.coef_, fitted_estimator.intercept_)
-            self.gaps.append((J - self.best) / self.best)
-        return False
+    return GapTrace()
 
 
 def _median_time(make, X, y, repeats):
@@ -108,7 +103,7 @@ def measure(X, y, alpha, *, batch_sizes=("auto", 256), max_iter=3000, eta0=0.1, 
         for learning_rate in SCHEDULES:
             params = dict(alpha=alpha, learning_rate=learning_rate, batch_size=batch_size,
                           eta0=eta0, max_iter=max_iter, random_state=0)  # fmt: skip
-            trace = _GapTrace(X, y, alpha, best)
+            trace = _gap_trace(X, y, alpha, best)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 SGDL2Regressor(**params).set_callbacks(trace).fit(X, y)
