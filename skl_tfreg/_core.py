@@ -63,9 +63,8 @@ import numpy as np
 import tensorflow as tf
 
 RUNNING, CONVERGED, STALLED, DIVERGED, OVERFLOW = 0, 1, 2, 3, 4
-_BLOCK_ELEMENTS = 2**19  # float64 temporaries of row-block folds: 4 MiB each
-_SAMPLE_ROWS = 8192  # rows whose spread estimates the columns' scales
-_SAMPLE_RUNS = 8  # ... taken as this many runs of rows spread over X
+_BLOCK_ELEMENTS = 2**19  # temporaries of row-block folds: 2 or 4 MiB each
+_SHIFT_ROWS = 1024  # rows whose mean shifts the data before its squares are summed
 _POWER_ITERATIONS = 20
 _ROUNDING_EPS = 16  # relative changes below this many epsilons are rounding noise
 _GRADIENT_PROGRESS = 0.99  # a new gradient-norm low must beat the old one by 1%
@@ -207,19 +206,21 @@ def _step_size(eta, power_t, t0, i):
 # Compiled kernels. Each Python body runs only while TensorFlow traces it.
 
 
-def _fold_row_blocks(arrays, body, init):
-    """Fold ``acc = body(*blocks, acc)`` over float64 row blocks of ``arrays``.
+def _fold_row_blocks(arrays, body, init, wide=True):
+    """Fold ``acc = body(*blocks, acc)`` over row blocks of ``arrays``.
 
-    float64 whatever the data's dtype, for sums that float32 would round away.
-    Blocks of ``_BLOCK_ELEMENTS`` values (at least 64 rows), taken one at a time,
-    bound the float64 temporaries to a few MiB whatever the size of X.
+    With ``wide`` the blocks are cast to float64, for sums that float32 would
+    round away. Blocks of ``_BLOCK_ELEMENTS`` values (at least 64 rows), taken
+    one at a time, bound the temporaries to a few MiB whatever the size of X.
     """
     n = tf.shape(arrays[0])[0]
     width = tf.maximum(tf.shape(arrays[0])[1], 1)
     rows = tf.maximum(_BLOCK_ELEMENTS // width, 64)
 
     def step(start, acc):
-        blocks = (tf.cast(a[start : start + rows], tf.float64) for a in arrays)
+        blocks = (a[start : start + rows] for a in arrays)
+        if wide:
+            blocks = (tf.cast(b, tf.float64) for b in blocks)
         return start + rows, body(*blocks, acc)
 
     return tf.while_loop(lambda start, _: start < n, step, (0, init), parallel_iterations=1)[1]
@@ -228,80 +229,52 @@ def _fold_row_blocks(arrays, body, init):
 def _weighted_moments(X, Y, s):
     """Weighted moments (float64 :class:`Moments`) of the rows of X and Y.
 
-    The moments only precondition the descent (the intercept's offset ``c``
-    absorbs any error in the means, and the scales need a few digits), so they
-    are computed at the speed of one matrix-vector product over X:
-
-    - the means of X: one product with the weights in the data's dtype;
-    - the spreads of X: from a sample of at most ``_SAMPLE_ROWS`` rows, 8 runs
-      spread over X (all rows for smaller X), in float64;
-    - exactly, on all rows, for the columns constant on the sample: a column
-      whose weighted rows all hold one value is constant (its spread exactly 0,
-      its mean exactly that value), any other gets its exact spread;
-    - Y (few columns): sums of deviations from its first rows' mean and of their
-      squares, on all rows, in the data's dtype.
+    One pass over row blocks in the data's dtype, each block's sums added up in
+    float64: the sums of the deviations from a shift, and of their squares, as
+    matrix-vector products. The shift is the mean of the first rows (so that the
+    squares do not cancel), or, for a column constant there, its first value: a
+    constant column then has deviations of exactly 0, so its spread is exactly 0
+    and its mean exactly its value. The moments only precondition the descent
+    (the intercept's offset ``c`` absorbs any error in the means), so the
+    dtype's precision per block suffices.
     """
     dtype, wide = X.dtype, tf.float64
-    n = tf.shape(X)[0]
+    p, k = tf.shape(X)[1], tf.shape(Y)[1]
+
+    def shift(A):
+        head = A[:_SHIFT_ROWS]
+        constant = tf.equal(tf.reduce_min(head, axis=0), tf.reduce_max(head, axis=0))
+        return tf.where(constant, A[0], tf.cast(tf.reduce_mean(tf.cast(head, wide), 0), dtype))
+
+    x_shift, y_shift = shift(X), shift(Y)
 
     def f64(t):
         return tf.cast(t, wide)
 
-    # One product with X for its sums (slicing X into blocks would copy it); Y has
-    # few columns, so its deviations from its first rows' mean are formed whole.
-    row = s[None, :]
-    Sx, S = f64(tf.matmul(row, X)[0]), tf.reduce_sum(f64(s))
-    y_shift = tf.cast(tf.reduce_mean(f64(Y[:_SAMPLE_ROWS]), axis=0), dtype)
-    Dy = Y - y_shift
-    dy, dy2 = f64(tf.matmul(row, Dy)[0]), f64(tf.matmul(row, tf.square(Dy))[0])
-    x_mean = Sx / S
+    def weighted_sum(sb, D):
+        return f64(tf.matmul(sb[None, :], D)[0])
 
-    # Spreads from a sample of the rows: all of them, or 8 runs of rows spread
-    # evenly over X (runs, not a stride, which costs a pass over X); weighted,
-    # unless the sample's weights are all 0.
-    def runs(A):
-        length = _SAMPLE_ROWS // _SAMPLE_RUNS
-        starts = [i * (n - length) // (_SAMPLE_RUNS - 1) for i in range(_SAMPLE_RUNS)]
-        return tf.concat([A[start : start + length] for start in starts], axis=0)
+    def deviations(Xb, Yb, sb, acc):
+        Dx, Dy = Xb - x_shift, Yb - y_shift
+        terms = (Dx, tf.square(Dx), Dy, tf.square(Dy))
+        sums = tuple(a + weighted_sum(sb, D) for a, D in zip(acc[:4], terms, strict=True))
+        return (*sums, acc[4] + f64(tf.reduce_sum(sb)))
 
-    small = n <= _SAMPLE_ROWS
-    sample = tf.cond(small, lambda: X[:_SAMPLE_ROWS], lambda: runs(X))
-    w = tf.cond(small, lambda: s[:_SAMPLE_ROWS], lambda: runs(s))
-    weighted = tf.reduce_any(w > 0)
-    positive = (w > 0) | ~weighted
-    w = f64(tf.where(weighted, w, tf.ones_like(w)))[None, :]
-    low = tf.reduce_min(tf.where(positive[:, None], sample, sample.dtype.max), axis=0)
-    high = tf.reduce_max(tf.where(positive[:, None], sample, sample.dtype.min), axis=0)
-    sample = f64(sample)
-    sample_mean = tf.matmul(w, sample)[0] / tf.reduce_sum(w)
-    sample_var = tf.matmul(w, tf.square(sample - sample_mean))[0] / tf.reduce_sum(w)
-    x_m2 = tf.maximum(sample_var, _EPS64 * tf.square(x_mean)) * S
+    zeros_p, zeros_k = tf.zeros([p], wide), tf.zeros([k], wide)
+    dx, dx2, dy, dy2, S = _fold_row_blocks(
+        (X, Y, s), deviations, (zeros_p, zeros_p, zeros_k, zeros_k, tf.zeros([], wide)), False
+    )
 
-    # Columns constant on the sample: constant, or their exact spread, on all rows.
-    candidates = tf.where(tf.equal(low, high))[:, 0]
+    def spread(d, d2):
+        # Exactly 0 only for a constant column; rounding cannot make a spread vanish.
+        return tf.where(tf.equal(d2, 0.0), d2, tf.maximum(d2 - tf.square(d) / S, _EPS64 * d2))
 
-    def exactly():
-        C = f64(tf.gather(X, candidates, axis=1))
-        weighted = (s > 0)[:, None]
-        c_low = tf.reduce_min(tf.where(weighted, C, np.inf), axis=0)
-        c_high = tf.reduce_max(tf.where(weighted, C, -np.inf), axis=0)
-        constant = tf.equal(c_low, c_high)
-        c_mean = tf.gather(x_mean, candidates)
-        c_m2 = tf.linalg.matvec(tf.square(C - c_mean), f64(s), transpose_a=True)
-        index = candidates[:, None]
-        mean = tf.tensor_scatter_nd_update(x_mean, index, tf.where(constant, c_low, c_mean))
-        m2 = tf.tensor_scatter_nd_update(
-            x_m2, index, tf.where(constant, tf.zeros_like(c_m2), tf.maximum(c_m2, 0.0))
-        )
-        return mean, m2
-
-    x_mean, x_m2 = tf.cond(tf.size(candidates) > 0, exactly, lambda: (x_mean, x_m2))
     return Moments(
         S=S,
-        x_mean=x_mean,
-        x_m2=x_m2,
+        x_mean=f64(x_shift) + dx / S,
+        x_m2=spread(dx, dx2),
         y_mean=f64(y_shift) + dy / S,
-        y_m2=tf.maximum(dy2 - tf.square(dy) / S, 0.0),
+        y_m2=spread(dy, dy2),
     )
 
 
@@ -325,10 +298,9 @@ def _prepare(X, Y, s, fit_intercept, alpha, coef_init, intercept_init, prior, to
     The preconditioner comes from the moments of these rows merged into
     ``prior`` (the rows trained on before; ``prior.S = 0`` for none). The start
     is ``coef_init`` with the intercept that is exact for the centre, or
-    ``intercept_init`` where it is finite (a warm start). One product with X for
-    the moments (more for columns constant on their sample), one for the
-    residual and one for the gradient (and one to centre X in a copy, when it
-    must be).
+    ``intercept_init`` where it is finite (a warm start). One blocked pass over X
+    for the moments, one for the residual and one for the gradient (and one to
+    centre X in a copy, when it must be).
     """
     _traces["prepare"] += 1
     dtype = X.dtype

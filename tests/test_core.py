@@ -1,5 +1,7 @@
 """The TensorFlow kernel against numpy re-derivations of the same steps."""
 
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -159,10 +161,11 @@ def test_as_tensor_copies_once_or_shares_an_aligned_buffer(rng, tmp_path):
     assert tensor.numpy()[0, 0] == 5.0
 
 
-def test_moments_sample_the_rows_but_find_constant_columns_exactly(rng, oracle):
-    # 20,000 rows: the spreads come from 8 runs of 1,024 rows. Column 1 is zero on
-    # every sampled row but one outside them; column 2 is constant; column 3 varies
-    # only on rows of weight 0, so it is constant where it counts.
+def test_moments_find_constant_columns_exactly_among_many_rows(rng, oracle):
+    # 20,000 rows, in blocks. Column 1 is zero on every row but one; column 2 is
+    # constant; column 3 varies only on rows of weight 0, so it is constant where it
+    # counts. (A version that took the spreads from a sample of rows was reverted in
+    # review: it missed weighted spreads.)
     from skl_tfreg import SGDL2Regressor
 
     n = 20_000
@@ -180,3 +183,29 @@ def test_moments_sample_the_rows_but_find_constant_columns_exactly(rng, oracle):
     assert oracle.gap(reg, X, y, s) <= 1e-9
     moments = _core._weighted_moments(*(tf.constant(a) for a in (X, y[:, None], s)))
     assert moments.x_m2.numpy()[1] == pytest.approx(((X[:, 1] - X[:, 1] @ s / s.sum()) ** 2) @ s)
+
+
+def test_moments_follow_the_weights_and_keep_float32_offsets(rng, oracle):
+    # Found in review of a sampled version: rows of weight 0 holding huge sentinels
+    # must not set the scales, and a float32 column 1e4 + 0.01 N must keep its mean.
+    from skl_tfreg import SGDL2Regressor
+
+    n = 40_000
+    X = rng.normal(size=(n, 4))
+    X[:, 1] += 0.9 * X[:, 0]
+    s = np.ones(n)
+    hidden = rng.random(n) < 0.2
+    s[hidden] = 0.0
+    X[hidden, :2] *= 1e10
+    y = X @ [1.0, 2.0, 3.0, 4.0] + rng.normal(size=n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reg = SGDL2Regressor().fit(X, y, s)
+    assert oracle.gap(reg, X, y, s) <= 1e-6
+
+    column = (1e4 + 0.01 * rng.normal(size=(100_000, 1))).astype(np.float32)
+    ones = np.ones(100_000, np.float32)
+    moments = _core._weighted_moments(tf.constant(column), tf.constant(column), tf.constant(ones))
+    truth = column.astype(np.float64)
+    assert abs(moments.x_mean.numpy()[0] - truth.mean()) <= 1e-3 * truth.std()
+    assert moments.x_m2.numpy()[0] / 100_000 == pytest.approx(truth.var(), rel=1e-3)
