@@ -355,7 +355,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller memory case")
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args(argv)
-    repeats = dict(small=10 if args.quick else 60, optimum=2 if args.quick else 5,
+    repeats = dict(small=10 if args.quick else 60, optimum=2 if args.quick else 12,
                    throughput=2 if args.quick else 5, search=1 if args.quick else 3)  # fmt: skip
     results = {"repeats": repeats}
     for name, run in [
