@@ -304,6 +304,7 @@ def train(
     recoveries = 0
     started = time.perf_counter()
     period = 1 if validate is not None else max(int(report_every), 1)
+    power = power_t if learning_rate == "invscaling" else 0.0  # 0: a constant step
 
     def shrink_step():
         """Shrink the step after a stall if the rule allows; whether it did."""
@@ -318,6 +319,8 @@ def train(
     def after_epochs(status, units):
         """Early stopping and reports once the epochs of a call are in; the new status."""
         nonlocal best_score, best_units, n_bad_score
+        if validate is None and on_epoch is None:
+            return status
         coef, intercept, grad, _ = (u.numpy() for u in units)
         if validate is not None and status in (RUNNING, CONVERGED, STALLED):
             score = float(validate(coef, intercept))
@@ -344,7 +347,6 @@ def train(
         chunk = period if (validate is not None or on_epoch is not None) else max_iter
         run = _core.kernel(_core._full_batch, dtype)
         fb_state = (V, R, G, P, best, tf.constant(n_bad, tf.int32))
-        power = power_t if learning_rate == "invscaling" else 0.0
         while status == RUNNING and len(losses) < max_iter:
             n = min(chunk, max_iter - len(losses), _NO_PATIENCE)
             rule = (tf.constant(conjugate), tf.constant(eta, dtype), tf.constant(power, dtype),
@@ -368,7 +370,6 @@ def train(
         run = _core.kernel(_core._minibatch_epoch, dtype)
         best = best.numpy()
         epochs = iter(epochs)
-        power = power_t if learning_rate == "invscaling" else 0.0
         batches = None
         while status == RUNNING and len(losses) < max_iter:
             if batches is None:  # else retry the epoch that diverged, with a smaller step
