@@ -8,6 +8,7 @@ from numbers import Integral
 import tensorflow as tf
 
 _ENVIRONMENT = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+_MAX_THREADS = 4096
 
 
 def limit_tf_threads(n_threads):
@@ -24,7 +25,9 @@ def limit_tf_threads(n_threads):
 
     Call it before a search with ``n_jobs > 1`` so that its workers share the
     cores instead of each using all of them, for example
-    ``limit_tf_threads(max(1, os.cpu_count() // n_jobs))``. To cap the current
+    ``limit_tf_threads(max(1, os.cpu_count() // n_jobs))``. joblib reuses its
+    worker processes from one search to the next, so call it before the first
+    parallel search: workers started earlier keep their threads. To cap the current
     process too, call it before its first fit (importing the package does not
     start TensorFlow's runtime, and ``predict`` does not use it), or set the two
     environment variables before starting Python.
@@ -32,7 +35,7 @@ def limit_tf_threads(n_threads):
     Parameters
     ----------
     n_threads : int
-        Threads per pool, at least 1.
+        Threads per pool, from 1 to 4096.
 
     Returns
     -------
@@ -42,6 +45,13 @@ def limit_tf_threads(n_threads):
     """
     if isinstance(n_threads, bool) or not isinstance(n_threads, Integral) or n_threads < 1:
         raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}.")
+    if n_threads > _MAX_THREADS:
+        # TensorFlow would try to start them all at its next operation (and fail past
+        # 2**31 - 1, or hang), far from this call.
+        raise ValueError(
+            f"n_threads={n_threads} is more than {_MAX_THREADS} threads per pool; a cap "
+            "is meant to be at most the number of cores (os.cpu_count())."
+        )
     n_threads = int(n_threads)
     for name in _ENVIRONMENT:
         os.environ[name] = str(n_threads)

@@ -404,3 +404,6 @@ def test_limit_tf_threads_refuses_a_bad_count():
     for bad in (0, -1, 1.5, "2", True):
         with pytest.raises(ValueError, match="n_threads must be a positive integer"):
             limit_tf_threads(bad)
+    for huge in (4097, 2**31):  # TensorFlow would fail or hang at its next operation
+        with pytest.raises(ValueError, match=f"n_threads={huge} is more than 4096"):
+            limit_tf_threads(huge)
