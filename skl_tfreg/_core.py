@@ -114,16 +114,49 @@ class Moments(NamedTuple):
 # Linear algebra with the implicit matrix A = [(X - 1 m^T) / d, 1].
 
 
+def _is_sparse(X):
+    """Whether ``X`` is a ``tf.SparseTensor`` (known while tracing: one trace each)."""
+    return isinstance(X, tf.SparseTensor)
+
+
+def _n_rows(X):
+    """Return the number of rows of a dense or sparse ``X``, int64."""
+    return X.dense_shape[0] if _is_sparse(X) else tf.shape(X, out_type=tf.int64)[0]
+
+
+def _matmul(X, W, transpose=False):
+    """``X @ W``, or ``X.T @ W``, for a dense or sparse ``X``; never densifies X."""
+    if _is_sparse(X):
+        return tf.sparse.sparse_dense_matmul(X, W, adjoint_a=transpose)
+    return tf.matmul(X, W, transpose_a=transpose)
+
+
+def _row_starts(X):
+    """For a sparse X in row-major order, where each row's entries start (n + 1,)."""
+    return tf.searchsorted(X.indices[:, 0], tf.range(_n_rows(X) + 1), side="left")
+
+
+def _take_rows(X, rows, starts):
+    """Rows ``rows`` of X; for a sparse X, ``starts`` is :func:`_row_starts` of it."""
+    if not _is_sparse(X):
+        return tf.gather(X, rows)
+    positions = tf.ragged.range(tf.gather(starts, rows), tf.gather(starts, rows + 1))
+    flat = positions.flat_values
+    indices = tf.stack([positions.value_rowids(), tf.gather(X.indices[:, 1], flat)], axis=1)
+    shape = tf.stack([tf.size(rows, out_type=tf.int64), X.dense_shape[1]])
+    return tf.SparseTensor(indices, tf.gather(X.values, flat), shape)
+
+
 def _forward(pb, X, V):
     """Return ``A @ V`` for rows ``X`` of the problem, shape (n, k)."""
     W = V * pb.inv_d[:, None]
-    return tf.matmul(X, W[:-1]) - tf.matmul(pb.shift[None, :], W[:-1]) + W[-1:]
+    return _matmul(X, W[:-1]) - tf.matmul(pb.shift[None, :], W[:-1]) + W[-1:]
 
 
 def _backward(pb, X, U):
     """Return ``A.T @ U`` for rows ``X`` of the problem, shape (p + 1, k)."""
     total = tf.reduce_sum(U, axis=0)[None, :]
-    XtU = tf.matmul(X, U, transpose_a=True) - pb.shift[:, None] * total
+    XtU = _matmul(X, U, transpose=True) - pb.shift[:, None] * total
     return tf.concat([XtU, total], axis=0) * pb.inv_d[:, None]
 
 
@@ -238,6 +271,10 @@ def _weighted_moments(X, Y, s):
     (the intercept's offset ``c`` absorbs any error in the means), so the
     dtype's precision per block suffices.
     """
+    if _is_sparse(X):
+        y_moments = _weighted_moments(tf.zeros([tf.shape(Y)[0], 0], Y.dtype), Y, s)
+        x_mean, x_m2 = _sparse_column_moments(X, s)
+        return y_moments._replace(x_mean=x_mean, x_m2=x_m2)
     dtype, wide = X.dtype, tf.float64
     p, k = tf.shape(X)[1], tf.shape(Y)[1]
 
@@ -278,6 +315,30 @@ def _weighted_moments(X, Y, s):
     )
 
 
+def _sparse_column_moments(X, s):
+    """Weighted means and sums of squared deviations of the columns of a sparse X.
+
+    In float64, over the stored entries only: a column's implicit zeros add
+    ``(S - S_stored) mean^2`` to its sum of squares, with ``S_stored`` the weight
+    of its stored rows. A sum of squares below the rounding of the column's
+    squares is taken as 0: the column is constant.
+    """
+    wide = tf.float64
+    rows, cols = X.indices[:, 0], X.indices[:, 1]
+    values, s = tf.cast(X.values, wide), tf.cast(s, wide)
+    weights = tf.gather(s, rows)
+
+    def per_column(t):
+        return tf.math.unsorted_segment_sum(t, cols, X.dense_shape[1])
+
+    S = tf.reduce_sum(s)
+    mean = per_column(weights * values) / S
+    m2 = per_column(weights * tf.square(values - tf.gather(mean, cols)))
+    m2 += (S - per_column(weights)) * tf.square(mean)
+    rounding = _ROUNDING_EPS * _EPS64 * per_column(weights * tf.square(values))
+    return mean, tf.where(m2 <= rounding, tf.zeros_like(m2), m2)
+
+
 def _merge_moments(a, b):
     """Moments of the union of two row sets (Chan et al.); ``a`` may be empty (S = 0)."""
     S = a.S + b.S
@@ -292,23 +353,15 @@ def _merge_moments(a, b):
     return Moments(S, x_mean, x_m2, y_mean, y_m2)
 
 
-def _prepare(X, Y, s, fit_intercept, alpha, coef_init, intercept_init, prior, tol):
-    """Build the problem and the starting state of the descent.
+def _problem(X, Y, s, stats, fit_intercept, alpha, S):
+    """Build the :class:`Problem` of rows ``X, Y, s`` under the moments ``stats``.
 
-    The preconditioner comes from the moments of these rows merged into
-    ``prior`` (the rows trained on before; ``prior.S = 0`` for none). The start
-    is ``coef_init`` with the intercept that is exact for the centre, or
-    ``intercept_init`` where it is finite (a warm start). One blocked pass over X
-    for the moments, one for the residual and one for the gradient (and one to
-    centre X in a copy, when it must be).
+    ``S`` is the weight sum that the gradient is normalised by: these rows' own,
+    or that of all the rows of a stream when ``X`` is one of its chunks.
     """
-    _traces["prepare"] += 1
     dtype = X.dtype
-    chunk = _weighted_moments(X, Y, s)
-    stats = _merge_moments(prior, chunk)
     x_var, y_var = stats.x_m2 / stats.S, stats.y_m2 / stats.S
     mean, var, ybar, yvar = (tf.cast(t, dtype) for t in (stats.x_mean, x_var, stats.y_mean, y_var))
-    S = tf.cast(chunk.S, dtype)
     # A constant column with alpha = 0 is scaled by its size (it then acts like an
     # intercept column when there is none), or by 1 if it is all zeros.
     d = tf.sqrt(var + alpha)
@@ -318,15 +371,19 @@ def _prepare(X, Y, s, fit_intercept, alpha, coef_init, intercept_init, prior, to
     c_scale = tf.where(fit_intercept, one, tf.zeros_like(one))
     # Centring is implicit (X W - m W) unless a column's offset is so far above its
     # spread that the subtraction would cancel more digits than allowed: then X is
-    # centred once, in a copy.
+    # centred once, in a copy. A sparse X is never centred: that would densify it.
     explicit = fit_intercept & tf.reduce_any(tf.abs(mean) > _CENTRING_RATIO[dtype] * d)
+    if _is_sparse(X):
+        explicit = tf.constant(False)
+    else:
+        X = tf.cond(explicit, lambda: X - mean, lambda: X)
     # J at coef = 0 (and the intercept at its optimum): the variance of y, or its mean
     # square without an intercept.
     J_null = tf.where(fit_intercept, yvar, yvar + tf.square(ybar))
     ybar = tf.where(fit_intercept, ybar, tf.zeros_like(ybar))
     inv_d = tf.concat([tf.where(fit_intercept & tf.equal(var, 0), zeros, 1.0 / d), c_scale], 0)
-    pb = Problem(
-        X=tf.cond(explicit, lambda: X - mean, lambda: X),
+    return Problem(
+        X=X,
         Yc=Y - ybar[None, :],
         s=s,
         m=tf.where(fit_intercept, mean, zeros),
@@ -338,21 +395,82 @@ def _prepare(X, Y, s, fit_intercept, alpha, coef_init, intercept_init, prior, to
         J_null=J_null,
         S=S,
         alpha=alpha,
+    ), tf.reduce_all(tf.math.is_finite(tf.concat([mean, d], 0)))
+
+
+def _initial(pb, coef_init, intercept_init):
+    """Scaled variables ``V`` of a start in the caller's units (see :func:`_prepare`)."""
+    offset = intercept_init - pb.ybar + tf.linalg.matvec(coef_init, pb.m, transpose_a=True)
+    offset = tf.where(tf.math.is_finite(intercept_init), offset, tf.zeros_like(offset))
+    return tf.concat(
+        [tf.math.divide_no_nan(coef_init, pb.inv_d[:-1, None]), pb.inv_d[-1] * offset[None]], 0
     )
 
-    offset = intercept_init - ybar + tf.linalg.matvec(coef_init, pb.m, transpose_a=True)
-    offset = tf.where(tf.math.is_finite(intercept_init), offset, tf.zeros_like(offset))
-    V = tf.concat(
-        [tf.math.divide_no_nan(coef_init, pb.inv_d[:-1, None]), c_scale[:, None] * offset[None]], 0
-    )
+
+def _start(pb, V, G, J, tol, finite):
+    """Status, progress reference and first direction of a descent from ``V``."""
+    finite = tf.stack([finite, *(tf.reduce_all(tf.math.is_finite(t)) for t in (pb.ybar, G, J))])
+    status = tf.where(_converged(pb, G, J, tol), CONVERGED, RUNNING)
+    status = tf.where(tf.reduce_all(finite), status, OVERFLOW)
+    best = tf.stack([tf.reduce_sum(J), tf.reduce_max(_gradient_norm(pb, G))])
+    return -_precondition(pb, G), best, status, _user_units(pb, V, G, J)
+
+
+def _prepare(X, Y, s, fit_intercept, alpha, coef_init, intercept_init, prior, tol):
+    """Build the problem and the starting state of the descent.
+
+    The preconditioner comes from the moments of these rows merged into
+    ``prior`` (the rows trained on before; ``prior.S = 0`` for none). The start
+    is ``coef_init`` with the intercept that is exact for the centre, or
+    ``intercept_init`` where it is finite (a warm start). One blocked pass over X
+    for the moments, one for the residual and one for the gradient (and one to
+    centre X in a copy, when it must be).
+    """
+    _traces["prepare"] += 1
+    chunk = _weighted_moments(X, Y, s)
+    stats = _merge_moments(prior, chunk)
+    pb, finite = _problem(X, Y, s, stats, fit_intercept, alpha, tf.cast(chunk.S, X.dtype))
+    V = _initial(pb, coef_init, intercept_init)
     R = _forward(pb, pb.X, V) - pb.Yc
     G = _gradient(pb, V, R)
     J = _objective(pb, V, R)
-    finite = [tf.reduce_all(tf.math.is_finite(t)) for t in (mean, d, ybar, G, J)]
-    status = tf.where(_converged(pb, G, J, tol), CONVERGED, RUNNING)
-    status = tf.where(tf.reduce_all(tf.stack(finite)), status, OVERFLOW)
-    best = tf.stack([tf.reduce_sum(J), tf.reduce_max(_gradient_norm(pb, G))])
-    return pb, stats, V, R, G, -_precondition(pb, G), best, status, _user_units(pb, V, G, J)
+    P, best, status, units = _start(pb, V, G, J, tol, finite)
+    return pb, stats, V, R, G, P, best, status, units
+
+
+def _line_step(G, P, curvature, conjugate, eta):
+    """Step along P: the exact minimiser of a quadratic, or the rule's ``eta``."""
+    exact = tf.math.divide_no_nan(-_column_dot(G, P), curvature)
+    return tf.where(conjugate, exact, eta * tf.ones_like(exact))
+
+
+def _next_direction(G, Z, G_new, Z_new, P, conjugate):
+    """Polak-Ribiere+ direction after a step (or steepest descent), always downhill."""
+    beta = tf.math.divide_no_nan(_column_dot(Z_new, G_new - G), _column_dot(Z, G))
+    beta = tf.where(conjugate, tf.maximum(beta, 0.0), tf.zeros_like(beta))
+    P = -Z_new + beta[None, :] * P
+    # Restart from steepest descent wherever P stopped being a descent direction.
+    return tf.where((_column_dot(G_new, P) < 0)[None, :], P, -Z_new)
+
+
+def _judge(pb, G_new, J, best, n_bad, conjugate, rtol, patience, tol, limit):
+    """Progress and status after an epoch: (objective, best, n_bad, status, diverged)."""
+    objective = tf.reduce_sum(J)
+    # best = (lowest objective, lowest gradient norm). Along conjugate directions
+    # the objective may stop changing in flat directions while the gradient still
+    # falls, which is progress.
+    grad = tf.reduce_max(_gradient_norm(pb, G_new))
+    improved = (objective < best[0] - rtol * tf.abs(best[0])) | (
+        conjugate & (grad < best[1] * _GRADIENT_PROGRESS)
+    )
+    n_bad = tf.where(improved, 0, n_bad + 1)
+    best = tf.minimum(best, tf.stack([objective, grad]))
+    status = tf.where(_converged(pb, G_new, J, tol), CONVERGED, RUNNING)
+    status = tf.where(n_bad >= patience, STALLED, status)
+    # A diverging epoch is not taken: the caller keeps the state from before it, so
+    # that it can retry the epoch with a smaller step.
+    diverged = ~(tf.math.is_finite(objective) & (objective <= limit))
+    return objective, best, n_bad, tf.where(diverged, DIVERGED, status), diverged
 
 
 def _full_batch(pb, state, n_epochs, rule, tol, limit):
@@ -383,45 +501,25 @@ def _full_batch(pb, state, n_epochs, rule, tol, limit):
         return R, G, Z_new, tf.where(_converged(pb, G, J, tol), P, -Z_new), J
 
     def step(i, V_old, R_old, G, P_old, best_old, n_bad_old, objectives, status):
-        V, R, P, best, n_bad = V_old, R_old, P_old, best_old, n_bad_old
         Z = _precondition(pb, G)
-        Q = _forward(pb, pb.X, P)
-        curvature = (2.0 / pb.S) * _column_dot(pb.s[:, None] * Q, Q) + 2.0 * _penalty(pb, P)
-        exact = tf.math.divide_no_nan(-_column_dot(G, P), curvature)
-        eta = tf.where(conjugate, exact, _step_size(eta0, power_t, t0, i) * tf.ones_like(exact))
-        V = V + eta[None, :] * P
-        R = R + eta[None, :] * Q
+        Q = _forward(pb, pb.X, P_old)
+        curvature = (2.0 / pb.S) * _column_dot(pb.s[:, None] * Q, Q) + 2.0 * _penalty(pb, P_old)
+        eta = _line_step(G, P_old, curvature, conjugate, _step_size(eta0, power_t, t0, i))
+        V = V_old + eta[None, :] * P_old
+        R = R_old + eta[None, :] * Q
         G_new = _gradient(pb, V, R)
         Z_new = _precondition(pb, G_new)
         J = _objective(pb, V, R)
         R, G_new, Z_new, P, J = tf.cond(
             _converged(pb, G_new, J, tol),
-            lambda: refresh(V, P),
-            lambda: (R, G_new, Z_new, P, J),
+            lambda: refresh(V, P_old),
+            lambda: (R, G_new, Z_new, P_old, J),
         )
-        beta = tf.math.divide_no_nan(_column_dot(Z_new, G_new - G), _column_dot(Z, G))
-        beta = tf.where(conjugate, tf.maximum(beta, 0.0), tf.zeros_like(beta))
-        P = -Z_new + beta[None, :] * P
-        # Restart from steepest descent wherever P stopped being a descent direction.
-        P = tf.where((_column_dot(G_new, P) < 0)[None, :], P, -Z_new)
-
-        objective = tf.reduce_sum(J)
+        P = _next_direction(G, Z, G_new, Z_new, P, conjugate)
+        objective, best, n_bad, status, diverged = _judge(
+            pb, G_new, J, best_old, n_bad_old, conjugate, rtol, patience, tol, limit
+        )
         objectives = objectives.write(i, objective)
-        # best = (lowest objective, lowest gradient norm). Along conjugate
-        # directions the objective may stop changing in flat directions while the
-        # gradient still falls, which is progress.
-        grad = tf.reduce_max(_gradient_norm(pb, G_new))
-        improved = (objective < best[0] - rtol * tf.abs(best[0])) | (
-            conjugate & (grad < best[1] * _GRADIENT_PROGRESS)
-        )
-        n_bad = tf.where(improved, 0, n_bad + 1)
-        best = tf.minimum(best, tf.stack([objective, grad]))
-        status = tf.where(_converged(pb, G_new, J, tol), CONVERGED, RUNNING)
-        status = tf.where(n_bad >= patience, STALLED, status)
-        # A diverging epoch is not taken: the state stays as it was before it, so
-        # that the caller can retry it with a smaller step.
-        diverged = ~(tf.math.is_finite(objective) & (objective <= limit))
-        status = tf.where(diverged, DIVERGED, status)
         kept = [tf.where(diverged, old, new) for old, new in zip(
             (V_old, R_old, G, P_old, best_old, n_bad_old), (V, R, G_new, P, best, n_bad),
             strict=True,
@@ -437,27 +535,29 @@ def _full_batch(pb, state, n_epochs, rule, tol, limit):
     return (V, R, G, P, best, n_bad), objectives.stack()[:i], status, units
 
 
-def _minibatch_epoch(pb, V, order, offsets, rule, tol):
-    """One epoch of mini-batch steps; batch j is ``order[offsets[j]:offsets[j+1]]``.
+def _minibatch_pass(pb, V, order, offsets, rule, n_total):
+    """Mini-batch steps over the rows of ``pb``; batch j is ``order[offsets[j]:offsets[j+1]]``.
 
     ``rule`` is ``(eta, power_t, t0)``: step j takes ``eta / (t0 + j + 1)^power_t``.
-    Returns V; the epoch's estimate of J (each batch's weighted squared error
-    before its step, summed and divided by S, plus the penalty at the end),
-    summed over targets; whether the mean batch gradient meets ``tol``; and
-    the coefficients in the caller's units.
+    ``n_total`` is the number of rows of the whole data set (more than these when
+    they are one chunk of a stream), which with ``pb.S`` scales a batch's gradient
+    into an unbiased estimate of the full one. Returns V, each batch's weighted
+    squared error before its step summed over batches and divided by ``pb.S``
+    (per target), and the sum of the batch gradients.
     """
-    _traces["minibatch_epoch"] += 1
+    _traces["minibatch_pass"] += 1
     eta, power_t, t0 = rule
     dtype = pb.X.dtype
-    n = tf.cast(tf.shape(pb.X)[0], dtype)
     n_batches = tf.shape(offsets)[0] - 1
+    starts = _row_starts(pb.X) if _is_sparse(pb.X) else None
 
     def step(j, V, fit_sums, G_sum):
         rows = order[offsets[j] : offsets[j + 1]]
-        Xb, Yb, sb = tf.gather(pb.X, rows), tf.gather(pb.Yc, rows), tf.gather(pb.s, rows)
+        Xb = _take_rows(pb.X, rows, starts)
+        Yb, sb = tf.gather(pb.Yc, rows), tf.gather(pb.s, rows)
         Rb = _forward(pb, Xb, V) - Yb
         # n / (n_b S) makes the batch gradient an unbiased estimate of the full one.
-        scale = 2.0 * n / (tf.cast(tf.shape(rows)[0], dtype) * pb.S)
+        scale = 2.0 * n_total / (tf.cast(tf.shape(rows)[0], dtype) * pb.S)
         Gb = scale * _backward(pb, Xb, sb[:, None] * Rb) + _penalty_gradient(pb, V)
         fit_sums += tf.reduce_sum(sb[:, None] * tf.square(Rb), axis=0) / pb.S
         step = _step_size(eta, power_t, t0, j)
@@ -468,22 +568,42 @@ def _minibatch_epoch(pb, V, order, offsets, rule, tol):
         step,
         (0, V, tf.zeros([tf.shape(V)[1]], dtype), tf.zeros_like(V)),
     )
+    return V, fit_sums, G_sum
+
+
+def _minibatch_end(pb, V, fit_sums, G_sum, n_batches, tol):
+    """Return an epoch's J estimate (summed over targets), gradient test and coefficients.
+
+    J is the batches' squared errors plus the penalty at the end; the gradient
+    is the mean of the ``n_batches`` batch gradients.
+    """
+    _traces["minibatch_end"] += 1
     J = fit_sums + _penalty(pb, V)
-    G = G_sum / tf.cast(n_batches, dtype)
-    converged = _converged(pb, G, J, tol)
-    return V, tf.reduce_sum(J), converged, _user_units(pb, V, G, J)
+    G = G_sum / tf.cast(n_batches, V.dtype)
+    return tf.reduce_sum(J), _converged(pb, G, J, tol), _user_units(pb, V, G, J)
 
 
-def _smoothness(pb):
-    """Largest eigenvalue of ``M^-1 H`` (power iteration) and the largest one-row one."""
-    _traces["smoothness"] += 1
-    dtype = pb.X.dtype
-    n, p1 = tf.shape(pb.X)[0], tf.shape(pb.inv_d)[0]
+def _minibatch_epoch(pb, V, order, offsets, rule, tol):
+    """One epoch of mini-batch steps over the rows of ``pb`` (see :func:`_minibatch_pass`).
+
+    Returns V; the epoch's estimate of J (each batch's weighted squared error
+    before its step, summed and divided by S, plus the penalty at the end),
+    summed over targets; whether the mean batch gradient meets ``tol``; and
+    the coefficients in the caller's units.
+    """
+    _traces["minibatch_epoch"] += 1
+    n_total = tf.cast(_n_rows(pb.X), pb.X.dtype)
+    V, fit_sums, G_sum = _minibatch_pass(pb, V, order, offsets, rule, n_total)
+    return (V, *_minibatch_end(pb, V, fit_sums, G_sum, tf.shape(offsets)[0] - 1, tol))
+
+
+def _power_iteration(pb, hessian):
+    """Largest eigenvalue of ``M^-1 H``, with ``hessian(v)`` the data part of ``H v``."""
+    dtype = pb.inv_d.dtype
+    p1 = tf.shape(pb.inv_d)[0]
 
     def power(i, v, lam):
-        Av = _forward(pb, pb.X, v)
-        w = _precondition(pb, (2.0 / pb.S) * _backward(pb, pb.X, pb.s[:, None] * Av))
-        w += _precondition(pb, _penalty_gradient(pb, v))
+        w = _precondition(pb, hessian(v)) + _precondition(pb, _penalty_gradient(pb, v))
         lam = tf.norm(w)
         return i + 1, tf.math.divide_no_nan(w, lam), lam
 
@@ -491,12 +611,31 @@ def _smoothness(pb):
     _, _, lam = tf.while_loop(
         lambda i, *_: i < _POWER_ITERATIONS, power, (0, v0, tf.zeros([], dtype))
     )
+    return lam
 
-    # a^T M^-1 a = ||a||^2 - (a.mu)^2 / (1 + ||mu||^2) for each row, in float64
-    # blocks: with large column offsets the difference cancels most digits.
+
+def _row_norm_max(pb):
+    """Largest ``s_i a_i^T M^-1 a_i`` over the rows of ``pb``, in float64.
+
+    ``a^T M^-1 a = ||a||^2 - (a.mu)^2 / (1 + ||mu||^2)``, in float64 blocks: with
+    large column offsets the difference cancels most digits.
+    """
     wide = tf.float64
     shift, inv_d, mu = (tf.cast(t, wide) for t in (pb.shift, pb.inv_d, pb.mu))
     shrink = 1.0 + tf.reduce_sum(tf.square(mu))
+    if _is_sparse(pb.X):
+        X = tf.SparseTensor(pb.X.indices, tf.cast(pb.X.values, wide), pb.X.dense_shape)
+        X2 = tf.SparseTensor(X.indices, tf.square(X.values), X.dense_shape)
+        scale2 = tf.square(inv_d[:-1])
+
+        def products(M, v):
+            return tf.sparse.sparse_dense_matmul(M, v[:, None])[:, 0]
+
+        norms = products(X2, scale2) - 2.0 * products(X, scale2 * shift)
+        norms += tf.reduce_sum(scale2 * tf.square(shift)) + tf.square(inv_d[-1])
+        along = products(X, inv_d[:-1] * mu[:-1]) - tf.reduce_sum(shift * inv_d[:-1] * mu[:-1])
+        norms -= tf.square(along) / shrink
+        return tf.reduce_max(tf.concat([tf.cast(pb.s, wide) * norms, [0.0]], 0))
 
     def row_max(Xb, sb, acc):
         A = (Xb - shift) * inv_d[:-1]
@@ -504,15 +643,144 @@ def _smoothness(pb):
         norms -= tf.square(tf.linalg.matvec(A, mu[:-1])) / shrink
         return tf.maximum(acc, tf.reduce_max(sb * norms))
 
-    row = _fold_row_blocks((pb.X, pb.s), row_max, tf.zeros([], wide))
+    return _fold_row_blocks((pb.X, pb.s), row_max, tf.zeros([], wide))
+
+
+def _smoothness_bound(pb, row, n_total, S_total):
+    """Return the largest one-row curvature, scaled as a one-row batch gradient."""
+    wide = tf.float64
     reg = tf.reduce_max(2.0 * pb.alpha * pb.pen)
-    return lam, tf.cast(2.0 * tf.cast(n, wide) / tf.cast(pb.S, wide) * row, dtype) + reg
+    scale = 2.0 * tf.cast(n_total, wide) / tf.cast(S_total, wide)
+    return tf.cast(scale * row, pb.inv_d.dtype) + reg
+
+
+def _smoothness(pb):
+    """Largest eigenvalue of ``M^-1 H`` (power iteration) and the largest one-row one."""
+    _traces["smoothness"] += 1
+
+    def hessian(v):
+        return (2.0 / pb.S) * _backward(pb, pb.X, pb.s[:, None] * _forward(pb, pb.X, v))
+
+    lam = _power_iteration(pb, hessian)
+    return lam, _smoothness_bound(pb, _row_norm_max(pb), _n_rows(pb.X), pb.S)
+
+
+# ----------------------------------------------------------------------------
+# Kernels of a stream: the data arrive in chunks, one pass per epoch. The
+# driver sums the chunks' products; these kernels take the steps from the sums.
+
+
+def _chunk_problem(X, Y, s, stats, fit_intercept, alpha, S):
+    """Return the :class:`Problem` of one chunk of a stream, under the stream's moments."""
+    _traces["chunk_problem"] += 1
+    return _problem(X, Y, s, stats, fit_intercept, alpha, S)
+
+
+def _chunk_moments(X, Y, s):
+    """Weighted moments of one chunk (see :func:`_weighted_moments`)."""
+    _traces["chunk_moments"] += 1
+    return _weighted_moments(X, Y, s)
+
+
+def _chunk_gradient(pb, V):
+    """Return a chunk's share of the gradient and of J, without the penalty."""
+    _traces["chunk_gradient"] += 1
+    R = _forward(pb, pb.X, V) - pb.Yc
+    G = (2.0 / pb.S) * _backward(pb, pb.X, pb.s[:, None] * R)
+    return G, tf.reduce_sum(pb.s[:, None] * tf.square(R), axis=0) / pb.S
+
+
+def _chunk_curvature(pb, P):
+    """Return a chunk's share of ``H P`` and ``P^T H P`` (per target), without penalty."""
+    _traces["chunk_curvature"] += 1
+    Q = _forward(pb, pb.X, P)
+    HP = (2.0 / pb.S) * _backward(pb, pb.X, pb.s[:, None] * Q)
+    return HP, (2.0 / pb.S) * _column_dot(pb.s[:, None] * Q, Q)
+
+
+def _chunk_gram(pb):
+    """Return a chunk's ``A^T diag(s) A`` in float64 and its largest one-row curvature."""
+    _traces["chunk_gram"] += 1
+    wide = tf.float64
+    X = tf.sparse.to_dense(pb.X) if _is_sparse(pb.X) else pb.X  # one chunk, p is small here
+    A = (tf.cast(X, wide) - tf.cast(pb.shift, wide)) * tf.cast(pb.inv_d[:-1], wide)
+    A = tf.concat([A, tf.fill([tf.shape(A)[0], 1], tf.cast(pb.inv_d[-1], wide))], 1)
+    gram = tf.matmul(A, tf.cast(pb.s, wide)[:, None] * A, transpose_a=True)
+    return gram, _row_norm_max(pb)
+
+
+def _stream_initial(pb, coef_init, intercept_init):
+    """Return the scaled variables of a start in the caller's units (:func:`_initial`)."""
+    _traces["stream_initial"] += 1
+    return _initial(pb, coef_init, intercept_init)
+
+
+def _stream_start(pb, V, G_data, J_data, tol, finite):
+    """Return G and J from the chunks' sums, and the start of a descent from V."""
+    _traces["stream_start"] += 1
+    G, J = G_data + _penalty_gradient(pb, V), J_data + _penalty(pb, V)
+    return (G, J, *_start(pb, V, G, J, tol, finite))
+
+
+def _stream_step(pb, V, G, P, J, HP_data, curvature_data, conjugate, eta, tol):
+    """One full-batch step from the chunks' products with P; J and G follow exactly.
+
+    J is quadratic, so ``J(V + t P) = J + t g.P + t^2 P^T H P / 2`` and
+    ``g(V + t P) = g + t H P``. Returns V, G, J after the step and whether the
+    gradient rule holds (the driver then recomputes G and J in a pass of their own,
+    as :func:`_full_batch` recomputes the residual).
+    """
+    _traces["stream_step"] += 1
+    curvature = curvature_data + 2.0 * _penalty(pb, P)
+    step = _line_step(G, P, curvature, conjugate, eta)
+    V_new = V + step[None, :] * P
+    G_new = G + step[None, :] * (HP_data + _penalty_gradient(pb, P))
+    J_new = J + step * _column_dot(G, P) + 0.5 * tf.square(step) * curvature
+    return V_new, G_new, J_new, _converged(pb, G_new, J_new, tol)
+
+
+def _stream_advance(pb, V, G, P, G_new, J, refreshed, best, n_bad, rule, tol, limit):
+    """Return the next direction and the stopping tests after :func:`_stream_step`.
+
+    ``rule`` is ``(conjugate, rtol, patience)``. Where ``refreshed`` (G and J were
+    recomputed) and the gradient rule no longer holds, the direction restarts.
+    """
+    _traces["stream_advance"] += 1
+    conjugate, rtol, patience = rule
+    Z, Z_new = _precondition(pb, G), _precondition(pb, G_new)
+    P = tf.where(refreshed & ~_converged(pb, G_new, J, tol), -Z_new, P)
+    P = _next_direction(G, Z, G_new, Z_new, P, conjugate)
+    objective, best, n_bad, status, diverged = _judge(
+        pb, G_new, J, best, n_bad, conjugate, rtol, patience, tol, limit
+    )
+    return P, objective, best, n_bad, status, _user_units(pb, V, G_new, J)
+
+
+def _stream_units(pb, V, G, J):
+    """Coefficients in the caller's units, as :func:`_user_units`."""
+    _traces["stream_units"] += 1
+    return _user_units(pb, V, G, J)
+
+
+def _gram_smoothness(pb, gram, row, n_total):
+    """:func:`_smoothness` of a stream, from its Gram matrix and largest row."""
+    _traces["gram_smoothness"] += 1
+    wide = tf.float64
+
+    def hessian(v):
+        return tf.cast((2.0 / tf.cast(pb.S, wide)) * tf.matmul(gram, tf.cast(v, wide)), v.dtype)
+
+    return _power_iteration(pb, hessian), _smoothness_bound(pb, row, n_total, pb.S)
 
 
 @functools.cache
-def kernel(fn, dtype):
-    """Return the concrete function of one kernel for one dtype, traced on first use."""
+def kernel(fn, dtype, sparse=False):
+    """Return the concrete function of one kernel for one dtype, traced on first use.
+
+    ``sparse`` selects the variant whose ``X`` is a ``tf.SparseTensor``.
+    """
     mat = tf.TensorSpec([None, None], dtype)
+    data = tf.SparseTensorSpec([None, None], dtype) if sparse else mat
     vec = tf.TensorSpec([None], dtype)
     num = tf.TensorSpec([], dtype)
     ints = tf.TensorSpec([None], tf.int64)
@@ -521,7 +789,7 @@ def kernel(fn, dtype):
     wide = tf.TensorSpec([None], tf.float64)
     moments = Moments(tf.TensorSpec([], tf.float64), wide, wide, wide, wide)
     pb = Problem(
-        X=mat,
+        X=data,
         Yc=mat,
         s=vec,
         m=vec,
@@ -537,12 +805,50 @@ def kernel(fn, dtype):
     state = (mat, mat, mat, mat, vec, count)  # V, R, G, P, best, n_bad
     signature = {
         # X, Y, s, fit_intercept, alpha, coef_init, intercept_init, prior, tol
-        _prepare: [mat, mat, vec, flag, num, mat, vec, moments, num],
+        _prepare: [data, mat, vec, flag, num, mat, vec, moments, num],
         # pb, state, n_epochs, (conjugate, eta, power_t, t0, rtol, patience), tol, limit
         _full_batch: [pb, state, count, (flag, num, num, num, num, count), num, num],
         # pb, V, order, offsets, (eta, power_t, t0), tol
         _minibatch_epoch: [pb, mat, ints, ints, (num, num, num), num],
         _smoothness: [pb],
+        # Streams: X, Y, s, stats, fit_intercept, alpha, S
+        _chunk_problem: [data, mat, vec, moments, flag, num, num],
+        _chunk_moments: [data, mat, vec],
+        _chunk_gradient: [pb, mat],
+        _chunk_curvature: [pb, mat],
+        _chunk_gram: [pb],
+        # pb, V, order, offsets, (eta, power_t, t0), n_total
+        _minibatch_pass: [pb, mat, ints, ints, (num, num, num), num],
+        # pb, V, fit_sums, G_sum, n_batches, tol
+        _minibatch_end: [pb, mat, vec, mat, count, num],
+        _stream_initial: [pb, mat, vec],
+        # pb, V, G_data, J_data, tol, finite
+        _stream_start: [pb, mat, mat, vec, num, flag],
+        # pb, V, G, P, J, HP_data, curvature_data, conjugate, eta, tol
+        _stream_step: [pb, mat, mat, mat, vec, mat, vec, flag, num, num],
+        # pb, V, G, P, G_new, J, refreshed, best, n_bad, (conjugate, rtol, patience), tol, limit
+        _stream_advance: [
+            pb,
+            mat,
+            mat,
+            mat,
+            mat,
+            vec,
+            flag,
+            vec,
+            count,
+            (flag, num, count),
+            num,
+            num,
+        ],  # fmt: skip
+        _stream_units: [pb, mat, mat, vec],
+        # pb, gram, row, n_total
+        _gram_smoothness: [
+            pb,
+            tf.TensorSpec([None, None], tf.float64),
+            tf.TensorSpec([], tf.float64),
+            num,
+        ],  # fmt: skip
     }[fn]
     # A concrete function skips the per-call signature matching of tf.function.
     return tf.function(fn, autograph=False, input_signature=signature).get_concrete_function()

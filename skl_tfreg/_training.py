@@ -34,6 +34,7 @@ import time
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 import tensorflow as tf
 
 from . import _core
@@ -161,16 +162,80 @@ def _direction_from_units(pb, dW, db):
     return np.vstack([rows, offset[None, :]])
 
 
-def _batch_learning_rate(pb, batch_size):
-    """``1 / (2 L(b))``: a step with which b-row SGD converges, from the data alone."""
-    n_samples = int(pb.X.shape[0])
-    lam, row = (float(t) for t in _core.kernel(_core._smoothness, pb.X.dtype)(pb))
+def _batch_learning_rate(lam, row, n_samples, batch_size):
+    """``1 / (2 L(b))``: a step with which b-row SGD converges, from the data alone.
+
+    ``lam`` and ``row`` are what :func:`skl_tfreg._core._smoothness` returns.
+    """
     b = min(batch_size, n_samples)
     if n_samples == 1:
         smooth = row
     else:
         smooth = (n_samples * (b - 1) * lam + (n_samples - b) * row) / (b * (n_samples - 1))
     return 1.0 / (2.0 * smooth) if smooth > 0 else 1.0
+
+
+def _sparse_tensor(X):
+    """Return a scipy.sparse matrix or array as a ``tf.SparseTensor`` in row-major order.
+
+    The caller's matrix is not changed: one whose indices are unsorted or
+    duplicated is put in canonical form in a copy.
+    """
+    X = X.tocsr()
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    rows = np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(X.indptr))
+    indices = np.stack([rows, X.indices.astype(np.int64, copy=False)], axis=1)
+    return tf.SparseTensor(indices, X.data, np.asarray(X.shape, dtype=np.int64))
+
+
+class InMemory:
+    """Training data held in memory: dense (shared with TensorFlow) or scipy.sparse.
+
+    The interface the driver trains through, shared with
+    :class:`skl_tfreg._streaming.Stream`: ``prepare``, ``full_batch``,
+    ``minibatch_epoch`` and ``smoothness``, with the contracts of the kernels of
+    :mod:`skl_tfreg._core` of the same names.
+    """
+
+    def __init__(self, X, Y, sample_weight):
+        self.sparse = sp.issparse(X)
+        self.X = _sparse_tensor(X) if self.sparse else as_tensor(X)
+        self.dtype = self.X.dtype
+        self.Y = tf.convert_to_tensor(Y, dtype=self.dtype)
+        self.s = tf.convert_to_tensor(sample_weight, self.dtype)
+        self.n_samples, self.n_features = (int(n) for n in X.shape)
+        self.n_targets = int(self.Y.shape[1])
+
+    def _kernel(self, fn):
+        return _core.kernel(fn, self.dtype, self.sparse)
+
+    def prepare(self, fit_intercept, alpha, coef_init, intercept_init, prior, tol):
+        """Return :func:`skl_tfreg._core._prepare` of the data."""
+        dtype = self.dtype
+        return self._kernel(_core._prepare)(
+            self.X, self.Y, self.s, tf.constant(bool(fit_intercept)), tf.constant(alpha, dtype),
+            tf.convert_to_tensor(coef_init, dtype), tf.convert_to_tensor(intercept_init, dtype),
+            _core.Moments(*map(tf.constant, prior)), tf.constant(tol, dtype),
+        )  # fmt: skip
+
+    def full_batch(self, pb, state, n_epochs, rule, tol, limit):
+        """Return :func:`skl_tfreg._core._full_batch` of the data."""
+        return self._kernel(_core._full_batch)(pb, state, n_epochs, rule, tol, limit)
+
+    def minibatch_epoch(self, pb, V, batches, rule, tol):
+        """Return :func:`skl_tfreg._core._minibatch_epoch` over ``batches``, and their number."""
+        offsets = np.cumsum([0] + [len(b) for b in batches])
+        out = self._kernel(_core._minibatch_epoch)(
+            pb, V, tf.constant(np.concatenate(batches), tf.int64), tf.constant(offsets, tf.int64),
+            rule, tol,
+        )  # fmt: skip
+        return (*out, len(batches))
+
+    def smoothness(self, pb):
+        """Return :func:`skl_tfreg._core._smoothness` of the data, as floats."""
+        return tuple(float(t) for t in self._kernel(_core._smoothness)(pb))
 
 
 def train(
@@ -200,8 +265,11 @@ def train(
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features), float32 or float64
-        Training data; never modified, never copied by centring.
+    X : ndarray or scipy.sparse matrix of shape (n_samples, n_features), or a data object
+        Training data, float32 or float64; never modified, never densified,
+        never copied by centring. Or a :class:`skl_tfreg._streaming.Stream`
+        (anything with :class:`InMemory`'s interface), and then ``Y`` and
+        ``sample_weight`` are None.
     Y : ndarray of shape (n_samples, n_targets), same dtype as X
         Targets.
     sample_weight : ndarray of shape (n_samples,), same dtype as X
@@ -255,10 +323,9 @@ def train(
     -------
     result : TrainResult
     """
-    X = as_tensor(X)
-    dtype = X.dtype
-    Y = tf.convert_to_tensor(Y, dtype=dtype)
-    n_features, n_targets = int(X.shape[1]), int(Y.shape[1])
+    data = X if hasattr(X, "minibatch_epoch") else InMemory(X, Y, sample_weight)
+    dtype = data.dtype
+    n_features, n_targets = data.n_features, data.n_targets
     minibatch = epochs is not None
     eps = float(np.finfo(dtype.as_numpy_dtype).eps)
     tol_eff = 0.0 if tol is None else max(tol, _GRADIENT_FLOOR_EPS * eps)
@@ -278,12 +345,9 @@ def train(
     if intercept_init is None:
         intercept_init = np.full(n_targets, np.nan, dtype.as_numpy_dtype)
     prior = state.moments if carry and accumulate else _no_moments(n_features, n_targets)
-    pb, moments, V, R, G, P, best, status, units = _core.kernel(_core._prepare, dtype)(
-        X, Y, tf.convert_to_tensor(sample_weight, dtype), tf.constant(bool(fit_intercept)),
-        tf.constant(alpha, dtype), tf.convert_to_tensor(coef_init, dtype),
-        tf.convert_to_tensor(intercept_init, dtype), _core.Moments(*map(tf.constant, prior)),
-        tf.constant(tol_eff, dtype),
-    )  # fmt: skip
+    pb, moments, V, R, G, P, best, status, units = data.prepare(
+        fit_intercept, alpha, coef_init, intercept_init, prior, tol_eff
+    )
     status = int(status)
     limit = _DIVERGENCE_FACTOR * float(best[0])
 
@@ -296,8 +360,10 @@ def train(
     if conjugate and carry and state.direction is not None:
         P = tf.constant(_direction_from_units(pb, *state.direction), dtype)
     eta, n_reductions = steps.get(step_key, (None, 0))
-    if eta is None:
-        eta = _batch_learning_rate(pb, batch_size) if step_key == ("auto", batch_size) else eta0
+    if eta is None and step_key == ("auto", batch_size):
+        eta = _batch_learning_rate(*data.smoothness(pb), data.n_samples, batch_size)
+    elif eta is None:
+        eta = eta0
 
     losses, scores = [], []
     best_score, best_units, n_bad_score = -np.inf, None, 0
@@ -345,7 +411,7 @@ def train(
 
     if not minibatch:
         chunk = period if (validate is not None or on_epoch is not None) else max_iter
-        run = _core.kernel(_core._full_batch, dtype)
+        run = data.full_batch
         fb_state = (V, R, G, P, best, tf.constant(n_bad, tf.int32))
         while status == RUNNING and len(losses) < max_iter:
             n = min(chunk, max_iter - len(losses), _NO_PATIENCE)
@@ -367,7 +433,6 @@ def train(
             status = after_epochs(status, units) if len(chunk_losses) else status
         P, best, n_bad = fb_state[3], fb_state[4].numpy(), int(fb_state[5])
     else:
-        run = _core.kernel(_core._minibatch_epoch, dtype)
         best = best.numpy()
         epochs = iter(epochs)
         batches = None
@@ -377,12 +442,10 @@ def train(
                 if batches is None:
                     break
                 batches = list(batches)
-            offsets = np.cumsum([0] + [len(b) for b in batches])
             rule = (tf.constant(eta, dtype), tf.constant(power, dtype), tf.constant(t, dtype))
-            new_V, objective, converged, new_units = run(
-                pb, V, tf.constant(np.concatenate(batches), tf.int64),
-                tf.constant(offsets, tf.int64), rule, tf.constant(tol_eff, dtype),
-            )  # fmt: skip
+            new_V, objective, converged, new_units, n_steps = data.minibatch_epoch(
+                pb, V, batches, rule, tf.constant(tol_eff, dtype)
+            )
             objective = float(objective)
             if not objective <= limit:  # also catches NaN
                 if learning_rate in ("auto", "adaptive") and recoveries < _MAX_RECOVERIES:
@@ -391,7 +454,7 @@ def train(
                 status = DIVERGED
             V, units = new_V, new_units
             losses.append(objective)
-            t += len(batches)
+            t += n_steps
             batches = None
             if status == RUNNING and bool(converged):
                 status = CONVERGED
