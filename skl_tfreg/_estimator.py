@@ -7,6 +7,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
@@ -14,13 +15,16 @@ from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _training
+from . import _persistence, _streaming, _training
 from ._batching import iter_batches, iter_epochs
 from ._callbacks import CallbackSupportMixin, EpochCallbacks, has_callbacks
 
 # What fit and partial_fit store (and a fit of a new model clears first).
 _FITTED = ("coef_", "intercept_", "n_iter_", "t_", "loss_curve_", "validation_scores_",
            "_train_state")  # fmt: skip
+
+# Sparse X trains as given in these formats (others are converted to CSR), never densified.
+_SPARSE_FORMATS = ["csr", "csc", "coo"]
 
 # scikit-learn >= 1.9 has a callback API (set_callbacks, ProgressBar); older ones do not.
 _BASES = (RegressorMixin, BaseEstimator)
@@ -137,17 +141,17 @@ class SGDL2Regressor(*_BASES):
     t_ : int
         Number of gradient steps taken since the last fit that was not a warm
         start (equal to the epochs with full batches).
-    loss_curve_ : ndarray of shape (n_iter_,)
+    loss_curve_ : ndarray of shape (`n_iter_`,)
         The objective ``J`` after each epoch (``partial_fit`` appends its
         epoch). For mini-batches it is the estimate made during the epoch, as
         SGDRegressor does: each batch's weighted squared error at the
         coefficients before its step, summed and divided by ``sum(s)``, plus
         the penalty at the epoch's end.
-    validation_scores_ : ndarray of shape (n_iter_,)
+    validation_scores_ : ndarray of shape (`n_iter_`,)
         R^2 on the held-out rows after each epoch; only with ``early_stopping``.
     n_features_in_ : int
         Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names, when ``X`` has string column names.
 
     See Also
@@ -224,24 +228,31 @@ class SGDL2Regressor(*_BASES):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        tags.input_tags.sparse = True
         return tags
 
-    def _validate_training_data(self, X, y, sample_weight, *, reset, dtype=None, finite=False):
+    def _validate_training_data(
+        self, X, y, sample_weight, *, reset, dtype=None, finite=False, chunk=False
+    ):
         """Return X, y as (n_samples, n_targets), the weights, and whether y was 1-D.
 
         Unless ``finite``, X is not scanned for NaN and infinity here: the first
         product of the fit (the weighted column sums) shows them, and then
         :meth:`_check_result` raises scikit-learn's own error, before any step.
+        A ``chunk`` of a stream may have weights summing to 0 (the stream's total
+        is checked once it is read).
         """
         X, y = validate_data(
             self,
             X,
             y,
+            accept_sparse=_SPARSE_FORMATS,
             dtype=[np.float64, np.float32] if dtype is None else dtype,
             y_numeric=True,
             multi_output=True,
             reset=reset,
-            ensure_all_finite=finite,
+            # A sparse X's stored values are few: scanning them costs little.
+            ensure_all_finite=finite or sp.issparse(X),
         )
         for name in ("alpha", "eta0"):
             if getattr(self, name) > float(np.finfo(X.dtype).max):
@@ -250,12 +261,16 @@ class SGDL2Regressor(*_BASES):
                     f"this fit; use a smaller {name} or float64 data."
                 )
         y = np.asarray(y, dtype=X.dtype)
+        # A chunk of a stream may carry no weight at all, which scikit-learn >= 1.9
+        # refuses: it is checked as ones, and its zeros are put back.
+        silent = chunk and sample_weight is not None and not np.any(sample_weight)
         sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
-        )
+            np.ones(np.shape(sample_weight)) if silent else sample_weight, X, dtype=X.dtype,
+            ensure_non_negative=True,
+        ) * (0 if silent else 1)  # fmt: skip
         with np.errstate(over="ignore"):
             total = sample_weight.sum()
-        if not total > 0:  # scikit-learn < 1.9 lets all-zero weights through
+        if not total > 0 and not chunk:  # scikit-learn < 1.9 lets all-zero weights through
             raise ValueError("sample_weight must have a positive sum; all weights are zero.")
         if not np.isfinite(total):
             raise ValueError(
@@ -319,6 +334,7 @@ class SGDL2Regressor(*_BASES):
         rng = check_random_state(self.random_state)
         validate = None
         if self.early_stopping:
+            X = X.tocsr() if sp.issparse(X) else X  # rows are taken out of it
             X, Y, sample_weight, validate = self._validation_split(X, Y, sample_weight, rng)
         n_samples = X.shape[0]
         full_batch = self.batch_size == "auto" or self.batch_size >= n_samples
@@ -338,7 +354,7 @@ class SGDL2Regressor(*_BASES):
                 coef_init=coef_init, intercept_init=intercept_init, state=state,
                 validate=validate, callbacks=callbacks,
             )  # fmt: skip
-            self._check_result(result, X, full_batch)
+            self._check_result(result, X.dtype, full_batch, X=X)
             self._store(result, single)
             self.n_iter_ = result.n_epochs
             self.loss_curve_ = result.loss_curve
@@ -403,12 +419,108 @@ class SGDL2Regressor(*_BASES):
             X, Y, sample_weight, epochs=epochs, max_iter=1, coef_init=coef_init,
             intercept_init=intercept_init, state=state, accumulate=True,
         )  # fmt: skip
-        self._check_result(result, X, full_batch, partial=True)
+        self._check_result(result, X.dtype, full_batch, X=X, partial=True)
         self._store(result, single)
         self.n_iter_ = (0 if first else self.n_iter_) + result.n_epochs
         previous = [] if first else [self.loss_curve_]
         self.loss_curve_ = np.concatenate([*previous, result.loss_curve])
         self.__dict__.pop("validation_scores_", None)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_stream(self, source):
+        """Fit on data read in batches, one pass over all of them per epoch.
+
+        For data larger than memory: only one batch is held at a time. The
+        stream is read once for the weighted moments of all its rows (the
+        preconditioner, as in :meth:`fit`), once for the starting gradient, and
+        once per epoch, up to ``max_iter`` epochs with the stopping rules of
+        :meth:`fit`. With ``batch_size="auto"`` every epoch is the full-batch
+        conjugate-gradient step of :meth:`fit` on all the rows, so the result is
+        the in-memory fit's (to rounding) however the rows are batched. With an
+        integer ``batch_size`` each batch is cut into mini-batches of that many
+        rows, in order (shuffled within the batch if ``shuffle``), one step each:
+        batches of ``batch_size`` rows in the order of ``fit`` with
+        ``shuffle=False`` give that fit's steps. ``early_stopping`` and
+        scikit-learn's callbacks do not apply; ``verbose`` does.
+
+        Parameters
+        ----------
+        source : callable or tf.data.Dataset
+            A callable returning a new iterable of batches for each epoch (the
+            original post's ``generate_epochs``), or a ``tf.data.Dataset`` of
+            batches. Each batch is ``(X, y)`` or ``(X, y, sample_weight)`` with
+            the shapes :meth:`fit` takes (X may be scipy.sparse or a pandas
+            DataFrame); every batch must have the same features, and ``y`` the
+            same number of targets. A source with a ``feature_names``
+            attribute (such as :class:`skl_tfreg.CSVSource`) sets
+            ``feature_names_in_``.
+
+        Returns
+        -------
+        self : SGDL2Regressor
+            The fitted estimator.
+        """
+        if self.early_stopping:
+            raise ValueError(
+                "early_stopping=True holds rows out of training, which fit_stream cannot do "
+                "on a stream; use fit, or set early_stopping=False."
+            )
+        read = _streaming.epoch_reader(source)
+        warm = self.warm_start and hasattr(self, "coef_")
+        if not warm:
+            for name in _FITTED:
+                self.__dict__.pop(name, None)
+        names = getattr(source, "feature_names", None)
+        if names is not None:
+            names = np.asarray(names, dtype=object)
+            if warm and getattr(self, "feature_names_in_", names).tolist() != names.tolist():
+                raise ValueError(
+                    "The source's feature_names differ from the feature_names_in_ this "
+                    "SGDL2Regressor was fitted with; set warm_start=False to fit a new model."
+                )
+            self.__dict__.pop("feature_names_in_", None)  # set again once trained
+        layout = {"dtype": self.coef_.dtype} if warm else {}
+
+        def chunks():
+            for index, batch in enumerate(read()):
+                X, y, sample_weight = _streaming.unpack(batch, index)
+                first = "single" not in layout
+                X, Y, sample_weight, single = self._validate_training_data(
+                    X, y, sample_weight, reset=first and not warm, dtype=layout.get("dtype"),
+                    finite=True, chunk=True,
+                )  # fmt: skip
+                if first:
+                    layout.update(dtype=X.dtype, single=single, n_targets=Y.shape[1])
+                    if warm:
+                        self._check_targets(Y, single, "set warm_start=False to fit a new model")
+                elif (single, Y.shape[1]) != (layout["single"], layout["n_targets"]):
+                    pairs = ((single, Y.shape[1]), (layout["single"], layout["n_targets"]))
+                    shapes = ["1-D" if one else f"{k} columns" for one, k in pairs]
+                    raise ValueError(
+                        f"Batch {index} of the stream has y of {shapes[0]}, where the first "
+                        f"batch had y of {shapes[1]}; every batch needs the same targets."
+                    )
+                yield X, Y, sample_weight
+
+        full_batch = self.batch_size == "auto"
+        stream = _streaming.Stream(
+            chunks, batch_size=None if full_batch else self.batch_size, shuffle=self.shuffle
+        )
+        coef_init, intercept_init, state = self._initial_state() if warm else (None, None, None)
+        rng = check_random_state(self.random_state)
+        result = self._train(
+            stream, None, None, epochs=None if full_batch else stream.epochs(rng),
+            max_iter=self.max_iter, coef_init=coef_init, intercept_init=intercept_init,
+            state=state,
+        )  # fmt: skip
+        self._check_result(result, layout["dtype"], full_batch)
+        self._store(result, layout["single"])
+        self.n_iter_ = result.n_epochs
+        self.loss_curve_ = result.loss_curve
+        self.__dict__.pop("validation_scores_", None)
+        if names is not None:
+            self.feature_names_in_ = names
         return self
 
     def _chunk_rng(self, done):
@@ -482,11 +594,11 @@ class SGDL2Regressor(*_BASES):
         self.t_ = result.state.t
         self._train_state = result.state
 
-    def _check_result(self, result, X, full_batch, partial=False):
-        dtype = X.dtype
+    def _check_result(self, result, dtype, full_batch, X=None, partial=False):
         finite = np.all(np.isfinite(result.coef)) and np.all(np.isfinite(result.intercept))
         if result.status == "overflow":
-            assert_all_finite(X, input_name="X")  # NaN or infinity in X: scikit-learn's error
+            if X is not None:  # NaN or infinity in X: scikit-learn's error
+                assert_all_finite(X, input_name="X")
             raise ValueError(
                 f"The values of X, y or sample_weight overflow {np.dtype(dtype).name} when "
                 "squared and summed; rescale them or pass float64 data."
@@ -549,8 +661,69 @@ class SGDL2Regressor(*_BASES):
             Predicted values.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        return X @ self.coef_.T + self.intercept_
+        X = validate_data(
+            self, X, accept_sparse=_SPARSE_FORMATS, dtype=[np.float64, np.float32], reset=False
+        )
+        return np.asarray(X @ self.coef_.T) + self.intercept_
+
+    def save(self, path):
+        """Save the estimator to ``path`` in a safe format (no pickle).
+
+        The file holds JSON metadata (parameters, fitted scalars, versions of
+        the packages that wrote it, a SHA-256 digest of every array) and the
+        arrays in ``.npy`` form, zipped. :meth:`load` checks all of it.
+
+        Parameters
+        ----------
+        path : str or path-like
+            File to write; it is replaced if it exists.
+
+        Returns
+        -------
+        self : SGDL2Regressor
+            The estimator, unchanged.
+        """
+        _persistence.save_model(self, path)
+        return self
+
+    @classmethod
+    def load(cls, path):
+        """Load an estimator saved by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            File written by :meth:`save`.
+
+        Returns
+        -------
+        estimator : SGDL2Regressor
+            The estimator, with its parameters and fitted state.
+
+        Raises
+        ------
+        ValueError
+            If the file is not one :meth:`save` wrote, or was truncated or
+            modified since.
+        """
+        return _persistence.load_model(path, cls)
+
+    def export_savedmodel(self, path):
+        """Write a TensorFlow SavedModel that serves :meth:`predict`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Directory to write.
+
+        Returns
+        -------
+        self : SGDL2Regressor
+            The estimator, unchanged.
+        """
+        check_is_fitted(self)
+        _persistence.export_savedmodel(self, path)
+        return self
 
 
 def _print_progress(report):
