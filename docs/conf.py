@@ -8,11 +8,8 @@ Build it from the project's root (``pip install ".[docs]"`` first)::
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 
 import skl_tfreg
-
-DOCS = Path(__file__).resolve().parent
 
 project = "skl_tfreg"
 author = "skl_tfreg developers"
@@ -46,11 +43,6 @@ html_title = f"skl_tfreg {release}"
 html_theme_options = {"page_width": "1140px"}  # room for 80-column output and code
 html_static_path: list[str] = []
 
-# Pages others are writing, listed in index.md's toctree and dropped from it until
-# their file exists (an entry for a missing page, or a glob matching nothing, is a
-# warning, and warnings fail the build).
-OPTIONAL_PAGES = ("persistence", "cli")
-
 # The line of api.md replaced by one section per name of skl_tfreg.__all__.
 API_MARKER = "<!-- the public names of skl_tfreg.__all__ are inserted here by conf.py -->"
 
@@ -80,15 +72,11 @@ def _fill_pages(app, docname, source):
         if API_MARKER not in source[0]:
             raise RuntimeError(f"docs/api.md lost its marker line {API_MARKER!r}")
         source[0] = source[0].replace(API_MARKER, _api_sections())
-    elif docname == "index":
-        missing = [p for p in OPTIONAL_PAGES if not (DOCS / f"{p}.md").exists()]
-        lines = source[0].splitlines(keepends=True)
-        source[0] = "".join(line for line in lines if line.strip() not in missing)
 
 
 def _reread_generated(app, env, added, changed, removed):
-    # Their text depends on files besides their own (which pages exist, __all__).
-    return ["index", "api"]
+    # api.md's text depends on skl_tfreg.__all__, not on the file alone.
+    return ["api"]
 
 
 def _skip_member(app, what, name, obj, skip, options):

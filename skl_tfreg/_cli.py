@@ -1,10 +1,267 @@
-"""Command line: ``skl-tfreg demo`` (also ``python -m skl_tfreg demo``)."""
+"""Command line: ``skl-tfreg demo|fit|predict`` (also ``python -m skl_tfreg ...``).
+
+``fit`` trains an SGDL2Regressor on a CSV or Parquet file read in batches (so the
+file may be larger than memory) and saves it; ``predict`` loads a saved model and
+writes one prediction per row of a data file as CSV. Expected failures print one
+line, ``skl-tfreg: error: ...``, to stderr and exit with status 1 (2 for a bad
+command line).
+"""
 
 from __future__ import annotations
 
-import argparse
+import os
 
-from ._demo import run_demo
+# Quiets TensorFlow's C++ start-up log, but only if TensorFlow is not imported yet:
+# ``import skl_tfreg`` imports it, so this takes effect only where that import is lazy.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+
+from ._demo import run_demo  # noqa: E402
+from ._estimator import SGDL2Regressor  # noqa: E402
+from ._readers import CSVSource, ParquetSource  # noqa: E402
+
+PROG = "skl-tfreg"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (status 2)."""
+
+    def error(self, message):
+        """Print ``PROG: error: message`` and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _number(kind, low, alternative=None):
+    """Return an argparse type: ``kind`` (int or float) at least ``low``, or ``alternative``."""
+
+    def convert(text):
+        if alternative is not None and text.lower() == alternative:
+            return None if alternative == "none" else alternative
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value >= low or not math.isfinite(value):
+            noun = "an integer" if kind is int else "a finite number"
+            either = f"{alternative!r} or " if alternative else ""
+            raise argparse.ArgumentTypeError(f"must be {either}{noun} >= {low}, got {text!r}")
+        return value
+
+    return convert
+
+
+def _source(path, *, target=None, batch_rows=65536, columns=None):
+    """Return the reader of a data file: Parquet for a ``.parquet`` file, else CSV."""
+    if str(path).lower().endswith(".parquet"):
+        return ParquetSource(path, target, batch_rows=batch_rows, columns=columns)
+    return CSVSource(path, target, batch_rows=batch_rows, columns=columns)
+
+
+def _check_destination(path, what):
+    """Raise a ValueError before any work if ``path`` cannot be a file to write."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; give the {what} file to write.")
+    if not path.parent.is_dir():
+        raise ValueError(
+            f"{path}: the directory {str(path.parent)!r} of the {what} file does not exist."
+        )
+
+
+def _fit(args):
+    _check_destination(args.model, "model")
+    if Path(args.model).resolve() == Path(args.data).resolve():
+        raise ValueError(f"{args.model}: the model file would replace the data file.")
+    source = _source(args.data, target=args.target, batch_rows=args.batch_rows)
+    est = SGDL2Regressor(
+        alpha=args.alpha,
+        max_iter=args.max_iter,
+        batch_size=args.batch_size,
+        tol=args.tol,
+        verbose=0 if args.quiet else 1,
+    )
+    est.fit_stream(source)
+    est.save(args.model)
+    objective = f"{est.loss_curve_[-1]:.10g}" if len(est.loss_curve_) else "n/a"
+    print(
+        f"fitted {est.n_features_in_} features in {est.n_iter_} epochs, final objective "
+        f"{objective}; model saved to {args.model}",
+        flush=True,
+    )
+    return 0
+
+
+def _format(predictions):
+    """Return the CSV lines of the predictions, exact (``repr`` round-trips a float)."""
+    if predictions.ndim == 1:
+        return "".join(f"{value!r}\n" for value in predictions.tolist())
+    return "".join(",".join(map(repr, row)) + "\n" for row in predictions.tolist())
+
+
+def _predict(args):
+    est = SGDL2Regressor.load(args.model)
+    names = getattr(est, "feature_names_in_", None)
+    source = _source(args.data, batch_rows=args.batch_rows, columns=names)
+    if names is None and len(source.feature_names) != est.n_features_in_:
+        raise ValueError(
+            f"{args.data} has {len(source.feature_names)} columns but the model was fitted "
+            f"on {est.n_features_in_} features (it has no feature names, so every column of "
+            "the data is a feature, in order)."
+        )
+    n_targets = 1 if est.coef_.ndim == 1 else est.coef_.shape[0]
+    header = (
+        "prediction" if n_targets == 1 else ",".join(f"prediction_{k}" for k in range(n_targets))
+    )
+    if args.output is None:
+        _write_predictions(est, source, header, sys.stdout)
+        return 0
+    _check_destination(args.output, "output")
+    output = Path(args.output)
+    # Write beside the destination, then rename: a failure leaves no half-written file.
+    with tempfile.NamedTemporaryFile(
+        "w", dir=output.parent, prefix=f".{output.name}.", suffix=".tmp", delete=False
+    ) as f:
+        try:
+            _write_predictions(est, source, header, f)
+        except BaseException:
+            f.close()
+            os.unlink(f.name)
+            raise
+    os.replace(f.name, output)
+    return 0
+
+
+def _write_predictions(est, source, header, out):
+    out.write(header + "\n")
+    with warnings.catch_warnings():
+        # The columns were selected by name above; numpy batches carry none.
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        for X in source():
+            out.write(_format(est.predict(X)))
+    out.flush()
+
+
+def _demo(args):
+    run_demo(display_step=args.display_step, alpha=args.alpha)
+    return 0
+
+
+def _parser():
+    parser = _Parser(
+        prog=PROG,
+        description="Fit an SGDL2Regressor on a CSV or Parquet file larger than memory, "
+        "predict with a saved model, or run the original post's demo.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="fit the original post's data and compare")
+    demo.add_argument(
+        "--display-step",
+        type=_number(int, 1),
+        default=1,
+        help="epochs between lines (default 1)",
+    )
+    demo.add_argument(
+        "--alpha",
+        type=_number(float, 0),
+        default=1e-4,
+        metavar="A",
+        help="L2 penalty (default 1e-4)",
+    )
+    demo.set_defaults(run=_demo)
+
+    fit = commands.add_parser(
+        "fit",
+        help="train on a CSV or Parquet file, read in batches, and save the model",
+        description="Train an SGDL2Regressor on DATA (CSV with a header line, or .parquet), "
+        "read in batches of --batch-rows rows so it may be larger than memory, and save it "
+        "to --model. Prints one progress line per epoch, then a summary.",
+    )
+    fit.add_argument("data", metavar="DATA", help="training data: a .csv or .parquet file")
+    fit.add_argument("--target", required=True, metavar="COL", help="name of the target column")
+    fit.add_argument("--model", required=True, metavar="PATH", help="model file to write")
+    fit.add_argument(
+        "--alpha",
+        type=_number(float, 0),
+        default=1e-4,
+        metavar="A",
+        help="L2 penalty (default 1e-4)",
+    )
+    fit.add_argument(
+        "--max-iter",
+        type=_number(int, 1),
+        default=1000,
+        metavar="N",
+        help="most epochs (default 1000)",
+    )
+    fit.add_argument(
+        "--batch-size",
+        type=_number(int, 1, "auto"),
+        default="auto",
+        metavar="B|auto",
+        help="rows per gradient step; 'auto' (default): full batch",
+    )
+    fit.add_argument(
+        "--tol",
+        type=_number(float, 0, "none"),
+        default=1e-10,
+        metavar="T|none",
+        help="stopping tolerance (default 1e-10); 'none' runs N epochs",
+    )
+    fit.add_argument(
+        "--batch-rows",
+        type=_number(int, 1),
+        default=65536,
+        metavar="R",
+        help="rows read at a time (default 65536)",
+    )
+    fit.add_argument("--quiet", action="store_true", help="no progress lines")
+    fit.set_defaults(run=_fit)
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict every row of a data file with a saved model",
+        description="Load MODEL (written by 'skl-tfreg fit' or SGDL2Regressor.save) and "
+        "write one prediction per row of DATA as CSV: a header line 'prediction', then one "
+        "exact value per line. The model's feature columns are selected by name (other "
+        "columns, such as the target, are ignored); a model fitted without feature names "
+        "uses every column, in order.",
+    )
+    predict.add_argument("model", metavar="MODEL", help="model file written by fit")
+    predict.add_argument("data", metavar="DATA", help="a .csv or .parquet file")
+    predict.add_argument(
+        "--output", "-o", metavar="FILE", help="write the CSV here instead of to stdout"
+    )
+    predict.add_argument(
+        "--batch-rows",
+        type=_number(int, 1),
+        default=65536,
+        metavar="R",
+        help="rows read at a time (default 65536)",
+    )
+    predict.set_defaults(run=_predict)
+    return parser
+
+
+def _one_line(exc):
+    """Return the message of an expected failure, on one line."""
+    if isinstance(exc, MemoryError):
+        return "out of memory; use a smaller --batch-rows (or --batch-size)"
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"{PROG}: warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
 
 
 def main(argv=None):
@@ -18,17 +275,27 @@ def main(argv=None):
     Returns
     -------
     status : int
-        Exit status.
+        Exit status: 0 on success, 1 for an expected failure (one line on
+        stderr), 2 for a bad command line.
     """
-    parser = argparse.ArgumentParser(prog="skl-tfreg", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="fit the original post's data and compare")
-    demo.add_argument("--display-step", type=int, default=1, help="epochs between lines")
-    demo.add_argument("--alpha", type=float, default=1e-4, help="L2 penalty")
-    args = parser.parse_args(argv)
-    if args.display_step < 1:
-        parser.error("--display-step must be at least 1")
-    if args.alpha < 0:
-        parser.error("--alpha must be non-negative")
-    run_demo(display_step=args.display_step, alpha=args.alpha)
-    return 0
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            warnings.simplefilter("always", ConvergenceWarning)
+            return args.run(args)
+    except BrokenPipeError:  # stdout closed early, as by `| head`: stop quietly
+        try:  # and no second error when Python flushes stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 1
+    except (ValueError, OSError, ImportError, MemoryError) as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: error: interrupted", file=sys.stderr, flush=True)
+        return 130

@@ -14,7 +14,7 @@ from skl_tfreg import SGDL2Regressor
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-@pytest.mark.parametrize("page", ["user_guide.md", "persistence.md"])  # pages with examples
+@pytest.mark.parametrize("page", ["user_guide.md", "data.md", "persistence.md"])
 def test_docs_pages_run(page):
     result = doctest.testfile(str(DOCS / page), module_relative=False, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
