@@ -133,7 +133,7 @@ def _matmul(X, W, transpose=False):
 
 def _row_starts(X):
     """For a sparse X in row-major order, where each row's entries start (n + 1,)."""
-    return tf.searchsorted(X.indices[:, 0], tf.range(_n_rows(X) + 1), side="left")
+    return tf.searchsorted(X.indices[:, 0], tf.range(_n_rows(X) + 1), "left", tf.int64)
 
 
 def _take_rows(X, rows, starts):
@@ -318,10 +318,13 @@ def _weighted_moments(X, Y, s):
 def _sparse_column_moments(X, s):
     """Weighted means and sums of squared deviations of the columns of a sparse X.
 
-    In float64, over the stored entries only: a column's implicit zeros add
+    In float64, over the stored entries only (the entries are in canonical
+    form: one per row and column): a column's implicit zeros add
     ``(S - S_stored) mean^2`` to its sum of squares, with ``S_stored`` the weight
-    of its stored rows. A sum of squares below the rounding of the column's
-    squares is taken as 0: the column is constant.
+    of its stored rows, and exactly nothing when every row is stored. The
+    deviations of the stored values from the mean are exact but for the rounding
+    of the mean itself: a sum of their squares below that rounding is taken as
+    0, the column is constant.
     """
     wide = tf.float64
     rows, cols = X.indices[:, 0], X.indices[:, 1]
@@ -334,8 +337,10 @@ def _sparse_column_moments(X, s):
     S = tf.reduce_sum(s)
     mean = per_column(weights * values) / S
     m2 = per_column(weights * tf.square(values - tf.gather(mean, cols)))
-    m2 += (S - per_column(weights)) * tf.square(mean)
-    rounding = _ROUNDING_EPS * _EPS64 * per_column(weights * tf.square(values))
+    stored = per_column(tf.ones_like(values))
+    implicit = tf.where(stored < tf.cast(X.dense_shape[0], wide), S - per_column(weights), 0.0)
+    m2 += implicit * tf.square(mean)
+    rounding = (_ROUNDING_EPS * _EPS64) ** 2 * per_column(weights * tf.square(values))
     return mean, tf.where(m2 <= rounding, tf.zeros_like(m2), m2)
 
 
@@ -444,10 +449,15 @@ def _line_step(G, P, curvature, conjugate, eta):
     return tf.where(conjugate, exact, eta * tf.ones_like(exact))
 
 
-def _next_direction(G, Z, G_new, Z_new, P, conjugate):
-    """Polak-Ribiere+ direction after a step (or steepest descent), always downhill."""
+def _next_direction(G, Z, G_new, Z_new, P, conjugate, restart=None):
+    """Polak-Ribiere+ direction after a step (or steepest descent), always downhill.
+
+    Where ``restart`` (a boolean per target, if given), the direction is
+    steepest descent.
+    """
     beta = tf.math.divide_no_nan(_column_dot(Z_new, G_new - G), _column_dot(Z, G))
-    beta = tf.where(conjugate, tf.maximum(beta, 0.0), tf.zeros_like(beta))
+    keep = conjugate if restart is None else conjugate & ~restart
+    beta = tf.where(keep, tf.maximum(beta, 0.0), tf.zeros_like(beta))
     P = -Z_new + beta[None, :] * P
     # Restart from steepest descent wherever P stopped being a descent direction.
     return tf.where((_column_dot(G_new, P) < 0)[None, :], P, -Z_new)
@@ -690,20 +700,26 @@ def _chunk_gradient(pb, V):
     return G, tf.reduce_sum(pb.s[:, None] * tf.square(R), axis=0) / pb.S
 
 
-def _chunk_curvature(pb, P):
-    """Return a chunk's share of ``H P`` and ``P^T H P`` (per target), without penalty."""
-    _traces["chunk_curvature"] += 1
+def _chunk_products(pb, V, P):
+    """Return a chunk's shares of G, J (at V), ``H P`` and ``P^T H P``, without penalty.
+
+    One read of the chunk gives the gradient at the current point and the
+    curvature along the direction: the step needs both.
+    """
+    _traces["chunk_products"] += 1
+    R = _forward(pb, pb.X, V) - pb.Yc
     Q = _forward(pb, pb.X, P)
-    HP = (2.0 / pb.S) * _backward(pb, pb.X, pb.s[:, None] * Q)
-    return HP, (2.0 / pb.S) * _column_dot(pb.s[:, None] * Q, Q)
+    sR, sQ = pb.s[:, None] * R, pb.s[:, None] * Q
+    G = (2.0 / pb.S) * _backward(pb, pb.X, sR)
+    HP = (2.0 / pb.S) * _backward(pb, pb.X, sQ)
+    return G, _column_dot(sR, R) / pb.S, HP, (2.0 / pb.S) * _column_dot(sQ, Q)
 
 
 def _chunk_gram(pb):
     """Return a chunk's ``A^T diag(s) A`` in float64 and its largest one-row curvature."""
     _traces["chunk_gram"] += 1
     wide = tf.float64
-    X = tf.sparse.to_dense(pb.X) if _is_sparse(pb.X) else pb.X  # one chunk, p is small here
-    A = (tf.cast(X, wide) - tf.cast(pb.shift, wide)) * tf.cast(pb.inv_d[:-1], wide)
+    A = (tf.cast(pb.X, wide) - tf.cast(pb.shift, wide)) * tf.cast(pb.inv_d[:-1], wide)
     A = tf.concat([A, tf.fill([tf.shape(A)[0], 1], tf.cast(pb.inv_d[-1], wide))], 1)
     gram = tf.matmul(A, tf.cast(pb.s, wide)[:, None] * A, transpose_a=True)
     return gram, _row_norm_max(pb)
@@ -722,34 +738,48 @@ def _stream_start(pb, V, G_data, J_data, tol, finite):
     return (G, J, *_start(pb, V, G, J, tol, finite))
 
 
-def _stream_step(pb, V, G, P, J, HP_data, curvature_data, conjugate, eta, tol):
-    """One full-batch step from the chunks' products with P; J and G follow exactly.
+def _stream_gradient(pb, V, G_data, J_data):
+    """Return G and J at V from the chunks' sums of :func:`_chunk_gradient`."""
+    _traces["stream_gradient"] += 1
+    return G_data + _penalty_gradient(pb, V), J_data + _penalty(pb, V)
 
-    J is quadratic, so ``J(V + t P) = J + t g.P + t^2 P^T H P / 2`` and
-    ``g(V + t P) = g + t H P``. Returns V, G, J after the step and whether the
-    gradient rule holds (the driver then recomputes G and J in a pass of their own,
-    as :func:`_full_batch` recomputes the residual).
+
+def _stream_step(pb, V, G_data, J_data, P, HP_data, curvature_data, conjugate, eta, tol):
+    """One full-batch step from the chunks' sums of :func:`_chunk_products`.
+
+    G and J at V come from the data; J is quadratic, so along P
+    ``J(V + t P) = J + t g.P + t^2 P^T H P / 2`` and ``g(V + t P) = g + t H P``.
+    A target for which P does not point downhill (the direction was chosen on
+    the previous pass's estimate of this gradient) takes no step and restarts
+    from steepest descent. Returns G and J at V; V, G and J after the step; the
+    targets that restart; and whether the gradient rule holds after the step
+    (the driver then recomputes G and J from the data before it trusts that, as
+    :func:`_full_batch` recomputes the residual).
     """
     _traces["stream_step"] += 1
+    G, J = G_data + _penalty_gradient(pb, V), J_data + _penalty(pb, V)
+    downhill = _column_dot(G, P) < 0
     curvature = curvature_data + 2.0 * _penalty(pb, P)
     step = _line_step(G, P, curvature, conjugate, eta)
+    step = tf.where(downhill, step, tf.zeros_like(step))
     V_new = V + step[None, :] * P
     G_new = G + step[None, :] * (HP_data + _penalty_gradient(pb, P))
     J_new = J + step * _column_dot(G, P) + 0.5 * tf.square(step) * curvature
-    return V_new, G_new, J_new, _converged(pb, G_new, J_new, tol)
+    return G, J, V_new, G_new, J_new, ~downhill, _converged(pb, G_new, J_new, tol)
 
 
-def _stream_advance(pb, V, G, P, G_new, J, refreshed, best, n_bad, rule, tol, limit):
+def _stream_advance(pb, V, G, P, G_new, J, restart, refreshed, best, n_bad, rule, tol, limit):
     """Return the next direction and the stopping tests after :func:`_stream_step`.
 
-    ``rule`` is ``(conjugate, rtol, patience)``. Where ``refreshed`` (G and J were
-    recomputed) and the gradient rule no longer holds, the direction restarts.
+    ``rule`` is ``(conjugate, rtol, patience)``. The direction restarts from
+    steepest descent for the targets in ``restart``, and for all of them where
+    ``refreshed`` (G and J were recomputed) and the gradient rule no longer holds.
     """
     _traces["stream_advance"] += 1
     conjugate, rtol, patience = rule
     Z, Z_new = _precondition(pb, G), _precondition(pb, G_new)
-    P = tf.where(refreshed & ~_converged(pb, G_new, J, tol), -Z_new, P)
-    P = _next_direction(G, Z, G_new, Z_new, P, conjugate)
+    restart = restart | (refreshed & ~_converged(pb, G_new, J, tol))
+    P = _next_direction(G, Z, G_new, Z_new, P, conjugate, restart)
     objective, best, n_bad, status, diverged = _judge(
         pb, G_new, J, best, n_bad, conjugate, rtol, patience, tol, limit
     )
@@ -815,7 +845,8 @@ def kernel(fn, dtype, sparse=False):
         _chunk_problem: [data, mat, vec, moments, flag, num, num],
         _chunk_moments: [data, mat, vec],
         _chunk_gradient: [pb, mat],
-        _chunk_curvature: [pb, mat],
+        # pb, V, P
+        _chunk_products: [pb, mat, mat],
         _chunk_gram: [pb],
         # pb, V, order, offsets, (eta, power_t, t0), n_total
         _minibatch_pass: [pb, mat, ints, ints, (num, num, num), num],
@@ -824,9 +855,12 @@ def kernel(fn, dtype, sparse=False):
         _stream_initial: [pb, mat, vec],
         # pb, V, G_data, J_data, tol, finite
         _stream_start: [pb, mat, mat, vec, num, flag],
-        # pb, V, G, P, J, HP_data, curvature_data, conjugate, eta, tol
-        _stream_step: [pb, mat, mat, mat, vec, mat, vec, flag, num, num],
-        # pb, V, G, P, G_new, J, refreshed, best, n_bad, (conjugate, rtol, patience), tol, limit
+        # pb, V, G_data, J_data
+        _stream_gradient: [pb, mat, mat, vec],
+        # pb, V, G_data, J_data, P, HP_data, curvature_data, conjugate, eta, tol
+        _stream_step: [pb, mat, mat, vec, mat, mat, vec, flag, num, num],
+        # pb, V, G, P, G_new, J, restart, refreshed, best, n_bad,
+        # (conjugate, rtol, patience), tol, limit
         _stream_advance: [
             pb,
             mat,
@@ -834,6 +868,7 @@ def kernel(fn, dtype, sparse=False):
             mat,
             mat,
             vec,
+            tf.TensorSpec([None], tf.bool),
             flag,
             vec,
             count,

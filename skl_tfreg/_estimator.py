@@ -479,7 +479,6 @@ class SGDL2Regressor(*_BASES):
                     "The source's feature_names differ from the feature_names_in_ this "
                     "SGDL2Regressor was fitted with; set warm_start=False to fit a new model."
                 )
-            self.__dict__.pop("feature_names_in_", None)  # set again once trained
         layout = {"dtype": self.coef_.dtype} if warm else {}
 
         def chunks():
@@ -504,17 +503,26 @@ class SGDL2Regressor(*_BASES):
                 yield X, Y, sample_weight
 
         full_batch = self.batch_size == "auto"
-        stream = _streaming.Stream(
-            chunks, batch_size=None if full_batch else self.batch_size, shuffle=self.shuffle
-        )
-        coef_init, intercept_init, state = self._initial_state() if warm else (None, None, None)
-        rng = check_random_state(self.random_state)
-        result = self._train(
-            stream, None, None, epochs=None if full_batch else stream.epochs(rng),
-            max_iter=self.max_iter, coef_init=coef_init, intercept_init=intercept_init,
-            state=state,
-        )  # fmt: skip
-        self._check_result(result, layout["dtype"], full_batch)
+        # Array batches of a named source would warn against the fitted names: they
+        # are set again once trained, or put back if training fails.
+        saved = self.__dict__.pop("feature_names_in_", None) if names is not None else None
+        try:
+            stream = _streaming.Stream(
+                chunks, batch_size=None if full_batch else self.batch_size,
+                shuffle=self.shuffle, auto_step=not full_batch and self.learning_rate == "auto",
+            )  # fmt: skip
+            start = self._initial_state() if warm else (None, None, None)
+            rng = check_random_state(self.random_state)
+            result = self._train(
+                stream, None, None, epochs=None if full_batch else stream.epochs(rng),
+                max_iter=self.max_iter, coef_init=start[0], intercept_init=start[1],
+                state=start[2],
+            )  # fmt: skip
+            self._check_result(result, layout["dtype"], full_batch)
+        except BaseException:
+            if saved is not None:
+                self.feature_names_in_ = saved
+            raise
         self._store(result, layout["single"])
         self.n_iter_ = result.n_epochs
         self.loss_curve_ = result.loss_curve

@@ -4,12 +4,14 @@ A stream is read once for the weighted moments of all its rows (they define the
 preconditioner, as in memory), once for the gradient at the start, and then
 once per epoch:
 
-- full batch (``batch_size="auto"``): each pass sums the chunks' products with
-  the search direction, ``H P`` and ``P^T H P``, and the step follows exactly,
-  since J is quadratic (:func:`skl_tfreg._core._stream_step`); when the
-  gradient rule holds, one more pass recomputes the gradient before it is
-  trusted. The chunks' sizes and order change only the rounding: the fit is
-  the in-memory full-batch fit of all the rows.
+- full batch (``batch_size="auto"``): each pass sums the chunks' gradients and
+  squared errors at the current point and their products with the search
+  direction, ``H P`` and ``P^T H P``; the step follows exactly, since J is
+  quadratic (:func:`skl_tfreg._core._stream_step`), and the next direction is
+  chosen on the gradient after it, which the next pass computes from the data
+  again. When the gradient rule holds, one more pass recomputes the gradient
+  before it is trusted. The chunks' sizes and order change only the rounding:
+  the fit is the in-memory full-batch fit of all the rows.
 - mini-batches (an integer ``batch_size``): each chunk is cut into batches of
   ``batch_size`` rows, in order (shuffled within the chunk with ``shuffle``),
   and every batch is one step, scaled as in memory. Chunks of ``batch_size``
@@ -22,6 +24,8 @@ state) in memory.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import tensorflow as tf
@@ -92,10 +96,33 @@ def _tensors(X, Y, s):
     return X, tf.convert_to_tensor(Y, X.dtype), tf.convert_to_tensor(s, X.dtype)
 
 
+class _Local:
+    """The replicas of a plain fit: one, in this process; sums need no reduction."""
+
+    n = 1
+
+    @staticmethod
+    def device(replica):
+        return contextlib.nullcontext()
+
+    @staticmethod
+    def all_reduce(parts):
+        return parts[0]
+
+    @staticmethod
+    def combine(moments, n_samples):
+        return moments[0], n_samples[0]
+
+
+LOCAL = _Local()
+
+
 class Stream:
     """Training data read in chunks: the data object of :func:`skl_tfreg._training.train`.
 
     Constructing it reads the stream once, for its weighted moments and size.
+    Every later pass must yield the same rows: each pass checks their number and
+    weight against the first.
 
     Parameters
     ----------
@@ -107,91 +134,137 @@ class Stream:
         Rows per mini-batch step within a chunk; None for full-batch epochs.
     shuffle : bool
         Whether mini-batches are drawn in a shuffled order within each chunk.
+    auto_step : bool
+        Whether mini-batches take the automatic step, which needs the Gram
+        matrix of the rows (at most ``_MAX_GRAM_FEATURES`` features, dense).
+    replicas : object
+        Where the chunks' sums are computed and how they are added up: one
+        replica here (the default), or a strategy's replicas across devices and
+        workers (:class:`skl_tfreg._distributed.Replicas`); chunk ``i`` goes to
+        local replica ``i % replicas.n``.
     """
 
-    def __init__(self, chunks, *, batch_size=None, shuffle=False):
+    def __init__(self, chunks, *, batch_size=None, shuffle=False, auto_step=False,
+                 replicas=LOCAL):  # fmt: skip
         self.chunks, self.batch_size, self.shuffle = chunks, batch_size, shuffle
-        self.dtype = self.stats = None
-        self.n_samples = 0
-        for X, Y, s in chunks():
+        self.replicas = replicas
+        self.dtype = None
+        moments = [None] * replicas.n
+        counts = [0] * replicas.n
+        self._seen = (0, 0.0)  # local rows and weight, which every pass must repeat
+        for index, (X, Y, s) in enumerate(chunks()):
+            r = index % replicas.n
             if self.dtype is None:
                 self.dtype = tf.as_dtype(X.dtype)
                 self.n_features, self.n_targets = X.shape[1], Y.shape[1]
-            self.n_samples += X.shape[0]
+                if auto_step and (X.shape[1] > _MAX_GRAM_FEATURES or hasattr(X, "tocsr")):
+                    raise ValueError(
+                        "learning_rate='auto' with mini-batches in fit_stream measures the "
+                        "data's curvature from the Gram matrix of its rows, dense and limited "
+                        f"to {_MAX_GRAM_FEATURES} features; these batches are "
+                        f"{'sparse' if hasattr(X, 'tocsr') else 'dense'} with {X.shape[1]} "
+                        "features. Use batch_size='auto' (exact full-batch epochs) or an "
+                        "explicit learning_rate with eta0."
+                    )
+            self._seen = (self._seen[0] + X.shape[0], self._seen[1] + float(s.sum()))
+            counts[r] += X.shape[0]
             if not s.sum() > 0:  # no weight: nothing to add (and its mean is 0 / 0)
                 continue
-            chunk = self._kernel(_core._chunk_moments, X)(*_tensors(X, Y, s))
-            self.stats = chunk if self.stats is None else _core._merge_moments(self.stats, chunk)
-        if self.dtype is None:
+            with replicas.device(r):
+                chunk = self._kernel(_core._chunk_moments, X)(*_tensors(X, Y, s))
+                merged = moments[r]
+                moments[r] = chunk if merged is None else _core._merge_moments(merged, chunk)
+        if self.dtype is None and replicas is LOCAL:
             raise ValueError("The stream yielded no batches: it has no rows to fit.")
-        if self.stats is None:
+        if all(m is None for m in moments) and replicas is LOCAL:
             raise ValueError("sample_weight must have a positive sum; all weights are zero.")
+        self.stats, self.n_samples = replicas.combine(moments, counts)
 
     def _kernel(self, fn, X=None):
         return _core.kernel(fn, self.dtype, X is not None and hasattr(X, "tocsr"))
 
     def _problems(self):
-        """Yield the :class:`~skl_tfreg._core.Problem` of each chunk with weight, in order."""
-        fit_intercept, alpha, S = self._setting
-        for X, Y, s in self.chunks():
-            if s.sum() > 0:
-                make = self._kernel(_core._chunk_problem, X)
-                yield make(*_tensors(X, Y, s), self.stats, fit_intercept, alpha, S)[0], X
+        """Yield each chunk's replica, :class:`~skl_tfreg._core.Problem` and X, in order.
 
-    def _sum(self, fn, *args):
-        """Sum ``fn(pb, *args)`` over the chunks (a tuple of sums)."""
-        total = None
-        for pb, X in self._problems():
-            out = self._kernel(fn, X)(pb, *args)
-            total = out if total is None else tuple(a + b for a, b in zip(total, out, strict=True))
-        return total
+        Raises ValueError at the end of a pass whose rows or weight differ from
+        the first pass's.
+        """
+        fit_intercept, alpha, S = self._setting
+        rows, weight = 0, 0.0
+        for index, (X, Y, s) in enumerate(self.chunks()):
+            rows, weight = rows + X.shape[0], weight + float(s.sum())
+            r = index % self.replicas.n
+            with self.replicas.device(r):
+                make = self._kernel(_core._chunk_problem, X)
+                yield r, make(*_tensors(X, Y, s), self._stats, fit_intercept, alpha, S)[0], X
+        if rows != self._seen[0] or not np.isclose(weight, self._seen[1], rtol=1e-12, atol=0):
+            raise ValueError(
+                f"The source yielded {rows} rows of total weight {weight:.17g} on this pass, "
+                f"but {self._seen[0]} rows of weight {self._seen[1]:.17g} on the first: "
+                "fit_stream reads the data once per epoch and needs the same batches at "
+                "every call of the source."
+            )
+
+    def _sum(self, fn, like, *args):
+        """Sum ``fn(pb, *args)`` over the chunks and replicas (a tuple like ``like``)."""
+        parts = [None] * self.replicas.n
+        for r, pb, X in self._problems():
+            with self.replicas.device(r):
+                out = self._kernel(fn, X)(pb, *args)
+                if parts[r] is not None:
+                    out = tuple(a + b for a, b in zip(parts[r], out, strict=True))
+                parts[r] = out
+        parts = [tuple(map(tf.zeros_like, like)) if p is None else p for p in parts]
+        return self.replicas.all_reduce(parts)
 
     def prepare(self, fit_intercept, alpha, coef_init, intercept_init, prior, tol):
         """Return what :func:`skl_tfreg._core._prepare` does, J in place of the residual."""
         dtype = self.dtype
         S = tf.cast(self.stats.S, dtype)  # these rows' weight, as in memory
         prior = _core.Moments(*map(tf.constant, prior))
+        self._stats = self.stats  # the preconditioner's: these rows and those before
         if float(prior.S) > 0:
-            self.stats = _core._merge_moments(prior, self.stats)
+            self._stats = _core._merge_moments(prior, self.stats)
         self._setting = (tf.constant(bool(fit_intercept)), tf.constant(alpha, dtype), S)
         np_dtype = dtype.as_numpy_dtype
         empty = (np.zeros((0, self.n_features), np_dtype), np.zeros((0, self.n_targets), np_dtype))
         self.pb, finite = self._kernel(_core._chunk_problem)(
-            *_tensors(*empty, np.zeros(0, np_dtype)), self.stats, *self._setting
+            *_tensors(*empty, np.zeros(0, np_dtype)), self._stats, *self._setting
         )
         start = (tf.convert_to_tensor(a, dtype) for a in (coef_init, intercept_init))
         V = self._kernel(_core._stream_initial)(self.pb, *start)
-        G_data, J_data = self._sum(_core._chunk_gradient, V)
+        G_data, J_data = self._sum(_core._chunk_gradient, (V, V[0]), V)
         G, J, P, best, status, units = self._kernel(_core._stream_start)(
             self.pb, V, G_data, J_data, tf.constant(tol, dtype), finite
         )
-        return self.pb, self.stats, V, J, G, P, best, status, units
+        return self.pb, self._stats, V, J, G, P, best, status, units
 
     def full_batch(self, pb, state, n_epochs, rule, tol, limit):
         """Run up to ``n_epochs`` full-batch epochs, one pass each, as :func:`_core._full_batch`.
 
         ``state`` is ``(V, J, G, P, best, n_bad)``: J stands where the residual
-        stands in memory.
+        stands in memory. Each pass computes the gradient and J at V from the
+        data, with ``H P`` and ``P^T H P`` for the step along P.
         """
         V, J, G, P, best, n_bad = state
         conjugate, eta0, power_t, t0, rtol, patience = (float(r) for r in rule)
         advance_rule = (tf.constant(bool(conjugate)), tf.constant(rtol, self.dtype),
                         tf.constant(int(patience)))  # fmt: skip
         step, advance = self._kernel(_core._stream_step), self._kernel(_core._stream_advance)
+        refresh = self._kernel(_core._stream_gradient)
+        # A carried direction (warm start) must still point downhill, as in memory.
+        P = tf.where((_core._column_dot(G, P) < 0)[None, :], P, -_core._precondition(pb, G))
         losses, status = [], RUNNING
         for i in range(int(n_epochs)):
-            HP, curvature = self._sum(_core._chunk_curvature, P)
+            sums = self._sum(_core._chunk_products, (V, J, V, J), V, P)
             eta = tf.constant(eta0 / (t0 + i + 1.0) ** power_t, self.dtype)
-            V_new, G_new, J_new, converged = step(
-                pb, V, G, P, J, HP, curvature, advance_rule[0], eta, tol
+            G, J, V_new, G_new, J_new, restart, converged = step(
+                pb, V, sums[0], sums[1], P, sums[2], sums[3], advance_rule[0], eta, tol
             )
             if bool(converged):  # trust the gradient rule only on a recomputed gradient
-                G_data, J_data = self._sum(_core._chunk_gradient, V_new)
-                G_new, J_new = self._kernel(_core._stream_start)(
-                    pb, V_new, G_data, J_data, tol, tf.constant(True)
-                )[:2]
+                G_new, J_new = refresh(pb, V_new, *self._sum(_core._chunk_gradient, (V, J), V_new))
             P_new, objective, best_new, n_bad_new, status, _ = advance(
-                pb, V_new, G, P, G_new, J_new, tf.constant(bool(converged)), best, n_bad,
+                pb, V_new, G, P, G_new, J_new, restart, tf.constant(bool(converged)), best, n_bad,
                 advance_rule, tol, limit,
             )  # fmt: skip
             status = int(status)
@@ -221,7 +294,7 @@ class Stream:
         n_total = tf.constant(self.n_samples, self.dtype)
         fit_sums = tf.zeros([self.n_targets], self.dtype)
         G_sum, n_steps = tf.zeros_like(V), 0
-        for chunk_pb, X in self._problems():
+        for _, chunk_pb, X in self._problems():
             order = list(iter_batches(X.shape[0], self.batch_size, shuffle=self.shuffle,
                                       random_state=rng))  # fmt: skip
             offsets = tf.constant(np.cumsum([0] + [len(b) for b in order]), tf.int64)
@@ -238,16 +311,9 @@ class Stream:
 
     def smoothness(self, pb):
         """Return :func:`_core._smoothness` of all the rows, from one pass of Gram matrices."""
-        if self.n_features > _MAX_GRAM_FEATURES:
-            raise ValueError(
-                f"learning_rate='auto' with mini-batches in fit_stream measures the data's "
-                f"curvature from its Gram matrix, which is limited to {_MAX_GRAM_FEATURES} "
-                f"features; this stream has {self.n_features}. Use batch_size='auto' (exact "
-                "full-batch epochs) or an explicit learning_rate with eta0."
-            )
         total = tf.zeros([self.n_features + 1] * 2, tf.float64)
         row = tf.zeros([], tf.float64)
-        for chunk_pb, X in self._problems():
+        for _, chunk_pb, X in self._problems():
             gram, chunk_row = self._kernel(_core._chunk_gram, X)(chunk_pb)
             total, row = total + gram, tf.maximum(row, chunk_row)
         n_total = tf.constant(self.n_samples, self.dtype)

@@ -165,3 +165,15 @@ def test_million_by_hundred_thousand_csr_fits_in_a_sliver_of_the_dense_size(tmp_
     # the dense matrix.
     assert out["after"] - out["before"] < 2048
     assert out["gap"] <= 1e-6 and out["epochs"] < 200
+
+
+def test_sparse_column_with_a_large_offset_keeps_its_spread(rng):
+    # 1e8 + U(0, 1), like a timestamp: var / mean^2 ~ 1e-17, not a constant column
+    # (found in review: an eps-sized threshold zeroed it).
+    n = 200
+    X = np.c_[1e8 + rng.random(n), rng.standard_normal(n)]
+    y = 3.0 * (X[:, 0] - 1e8) + X[:, 1]
+    dense = SGDL2Regressor(alpha=0.0).fit(X, y)
+    sparse = SGDL2Regressor(alpha=0.0).fit(sp.csr_matrix(X), y)
+    assert sparse.coef_[0] == pytest.approx(dense.coef_[0], rel=1e-6)
+    assert dense.coef_[0] == pytest.approx(3.0, rel=1e-6)

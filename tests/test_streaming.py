@@ -216,3 +216,72 @@ def test_two_gib_stream_in_bounded_memory(tmp_path):
     # top of that is one batch and its temporaries.
     assert out["after"] - out["before"] < 500
     assert out["error"] < 1e-3 and abs(out["intercept"] - 0.5) < 1e-3
+
+
+def test_tol_none_full_batch_stream_stops_at_the_floor_like_fit(rng, oracle):
+    # Each pass computes the gradient and J from the data: estimates alone would fall
+    # below rounding forever and end in an overflow (found in review).
+    X, y, s = _data(rng, n=400)
+    for dtype in (np.float32, np.float64):
+        Xd = X.astype(dtype)
+        memory = SGDL2Regressor(tol=None, max_iter=500).fit(Xd, y, sample_weight=s)
+        stream = SGDL2Regressor(tol=None, max_iter=500).fit_stream(_source(Xd, y, s))
+        assert stream.n_iter_ < 100 and abs(stream.n_iter_ - memory.n_iter_) <= 5
+        true_J = oracle.objective(Xd, y, stream.coef_, stream.intercept_, 1e-4, s)
+        assert stream.loss_curve_[-1] == pytest.approx(true_J, rel=1e-3)
+        assert oracle.gap(stream, Xd, y, s) <= 10 * max(oracle.gap(memory, Xd, y, s), 1e-12)
+
+
+def test_a_source_must_repeat_its_rows(rng):
+    X, y, _ = _data(rng, n=200, p=3)
+    calls = []
+
+    def shrinking():
+        calls.append(1)
+        rows = 200 if len(calls) == 1 else 100  # fewer rows after the first pass
+        return iter([(X[:rows], y[:rows])])
+
+    with pytest.raises(ValueError, match="100 rows .* but 200 rows .* same batches"):
+        SGDL2Regressor().fit_stream(shrinking)
+    generator = iter([(X, y)])
+    with pytest.raises(ValueError, match="0 rows .* but 200 rows"):
+        SGDL2Regressor().fit_stream(lambda: generator)  # the same, exhausted, iterator
+
+
+def test_warm_stream_keeps_its_names_when_the_source_fails(rng):
+    X, y, _ = _data(rng, n=100, p=3)
+    source = _source(X, y)
+    source.feature_names = np.array(["a", "b", "c"], dtype=object)
+    est = SGDL2Regressor(warm_start=True).fit_stream(source)
+
+    def failing():
+        yield X[:50], y[:50]
+        raise OSError("disk gone")
+
+    failing.feature_names = source.feature_names
+    with pytest.raises(OSError, match="disk gone"):
+        est.fit_stream(failing)
+    assert est.feature_names_in_.tolist() == ["a", "b", "c"]
+
+
+def test_warm_stream_checks_its_carried_direction_like_fit(rng):
+    # A warm start on new targets: the carried direction may point uphill; fit
+    # replaces it by steepest descent before the first step, and so must a stream.
+    X, y, s = _data(rng, n=300)
+    memory = SGDL2Regressor(warm_start=True, max_iter=3, tol=None).fit(X, y)
+    stream = SGDL2Regressor(warm_start=True, max_iter=3, tol=None).fit(X, y)
+    memory.set_params(max_iter=100, tol=1e-10).fit(X, -y + X[:, 0])
+    stream.set_params(max_iter=100, tol=1e-10).fit_stream(_source(X, -y + X[:, 0]))
+    assert stream.n_iter_ == memory.n_iter_
+    np.testing.assert_allclose(stream.loss_curve_, memory.loss_curve_, rtol=1e-8)
+
+
+def test_zero_weight_batches_still_step_in_minibatch_streams(rng):
+    # fit takes steps on rows of weight 0 too (the penalty moves the coefficients).
+    X, y, s = _data(rng, n=400)
+    s[:100] = 0.0
+    kw = dict(batch_size=50, shuffle=False, max_iter=3, tol=None, learning_rate="constant")
+    memory = SGDL2Regressor(**kw).fit(X, y, sample_weight=s)
+    stream = SGDL2Regressor(**kw).fit_stream(_source(X, y, s, rows=50))
+    assert stream.t_ == memory.t_ == 24
+    assert _close(stream.coef_, memory.coef_, 1e-12)
