@@ -15,7 +15,7 @@ from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _persistence, _streaming, _training
+from . import _distributed, _persistence, _streaming, _training
 from ._batching import iter_batches, iter_epochs
 from ._callbacks import CallbackSupportMixin, EpochCallbacks, has_callbacks
 
@@ -338,6 +338,7 @@ class SGDL2Regressor(*_BASES):
             X, Y, sample_weight, validate = self._validation_split(X, Y, sample_weight, rng)
         n_samples = X.shape[0]
         full_batch = self.batch_size == "auto" or self.batch_size >= n_samples
+        replicas = self._replicas(full_batch)
         epochs = None
         if not full_batch:
             epochs = iter_epochs(n_samples, self.batch_size, shuffle=self.shuffle, random_state=rng)
@@ -352,7 +353,7 @@ class SGDL2Regressor(*_BASES):
             result = self._train(
                 X, Y, sample_weight, epochs=epochs, max_iter=self.max_iter,
                 coef_init=coef_init, intercept_init=intercept_init, state=state,
-                validate=validate, callbacks=callbacks,
+                validate=validate, callbacks=callbacks, replicas=replicas,
             )  # fmt: skip
             self._check_result(result, X.dtype, full_batch, X=X)
             self._store(result, single)
@@ -410,6 +411,7 @@ class SGDL2Regressor(*_BASES):
             coef_init, intercept_init, state = self._initial_state()
         n_samples = X.shape[0]
         full_batch = self.batch_size == "auto" or self.batch_size >= n_samples
+        replicas = self._replicas(full_batch)
         epochs = None
         if not full_batch:
             done = 0 if first else self.n_iter_
@@ -417,7 +419,7 @@ class SGDL2Regressor(*_BASES):
                                         random_state=self._chunk_rng(done)))]  # fmt: skip
         result = self._train(
             X, Y, sample_weight, epochs=epochs, max_iter=1, coef_init=coef_init,
-            intercept_init=intercept_init, state=state, accumulate=True,
+            intercept_init=intercept_init, state=state, accumulate=True, replicas=replicas,
         )  # fmt: skip
         self._check_result(result, X.dtype, full_batch, X=X, partial=True)
         self._store(result, single)
@@ -503,6 +505,7 @@ class SGDL2Regressor(*_BASES):
                 yield X, Y, sample_weight
 
         full_batch = self.batch_size == "auto"
+        replicas = self._replicas(full_batch)
         # Array batches of a named source would warn against the fitted names: they
         # are set again once trained, or put back if training fails.
         saved = self.__dict__.pop("feature_names_in_", None) if names is not None else None
@@ -510,6 +513,7 @@ class SGDL2Regressor(*_BASES):
             stream = _streaming.Stream(
                 chunks, batch_size=None if full_batch else self.batch_size,
                 shuffle=self.shuffle, auto_step=not full_batch and self.learning_rate == "auto",
+                replicas=replicas or _streaming.LOCAL,
             )  # fmt: skip
             start = self._initial_state() if warm else (None, None, None)
             rng = check_random_state(self.random_state)
@@ -562,7 +566,26 @@ class SGDL2Regressor(*_BASES):
 
         return X[train], Y[train], sample_weight[train], validate
 
-    def _train(self, X, Y, sample_weight, *, callbacks=None, **kwargs):
+    def _replicas(self, full_batch):
+        """Return the replicas of the tf.distribute strategy in scope, or None."""
+        replicas = _distributed.current_replicas()
+        if replicas is not None and not full_batch:
+            raise ValueError(
+                f"Mini-batches cannot train under {replicas.name}: every step would need an "
+                "all-reduce across the replicas. Use batch_size='auto' (full-batch epochs: "
+                "the fit of all the replicas' rows together, one all-reduce per epoch)."
+            )
+        if replicas is not None and self.early_stopping:
+            raise ValueError(
+                f"early_stopping=True holds rows out on each worker, which is not supported "
+                f"under {replicas.name}; set early_stopping=False."
+            )
+        return replicas
+
+    def _train(self, X, Y, sample_weight, *, callbacks=None, replicas=None, **kwargs):
+        if replicas is not None:  # this worker's rows, one shard per local replica
+            chunks = _distributed.shards(X, Y, sample_weight, replicas.n)
+            X, Y, sample_weight = _streaming.Stream(chunks, replicas=replicas), None, None
         report_every = 1 if callbacks is not None else int(self.verbose)
 
         def on_epoch(report):

@@ -174,7 +174,7 @@ class Stream:
                 chunk = self._kernel(_core._chunk_moments, X)(*_tensors(X, Y, s))
                 merged = moments[r]
                 moments[r] = chunk if merged is None else _core._merge_moments(merged, chunk)
-        if self.dtype is None and replicas is LOCAL:
+        if self.dtype is None:
             raise ValueError("The stream yielded no batches: it has no rows to fit.")
         if all(m is None for m in moments) and replicas is LOCAL:
             raise ValueError("sample_weight must have a positive sum; all weights are zero.")
