@@ -1,6 +1,8 @@
 """SGDL2Regressor against the Ridge oracle, and its scikit-learn behaviour."""
 
 import pickle
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -428,8 +430,53 @@ def test_dataframe_feature_names(rng):
     frame = pd.DataFrame(X[:, :3], columns=["a", "b", "c"])
     reg = SGDL2Regressor().fit(frame, pd.Series(y))
     assert list(reg.feature_names_in_) == ["a", "b", "c"]
-    with pytest.warns(UserWarning, match="feature names"):
+    np.testing.assert_array_equal(reg.coef_, SGDL2Regressor().fit(X[:, :3], y).coef_)
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
         reg.predict(X[:, :3])
+    with pytest.raises(ValueError, match="feature names should match"):
+        reg.predict(frame.rename(columns={"c": "z"}))
+    with pytest.raises(ValueError, match="feature names should match"):
+        reg.partial_fit(frame[["b", "a", "c"]], y)  # same names, another order
+    unnamed = SGDL2Regressor().fit(X[:, :3], y)
+    with pytest.warns(UserWarning, match="X has feature names, but SGDL2Regressor was fitted"):
+        unnamed.predict(frame)
+    single = SGDL2Regressor().fit(frame.astype(np.float32), pd.Series(y))
+    assert single.coef_.dtype == np.float32
+
+
+_WITHOUT_PANDAS = """
+import sys
+
+class Block:  # as if pandas were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("pandas is not installed")
+
+sys.meta_path.insert(0, Block())
+import os, tempfile
+import numpy as np
+import skl_tfreg
+rng = np.random.default_rng(0)
+X = rng.standard_normal((100, 3))
+y = X @ [1.0, 2.0, 3.0] + 1.0
+est = skl_tfreg.SGDL2Regressor().fit(X, y)
+path = os.path.join(tempfile.mkdtemp(), "data.csv")
+np.savetxt(path, np.c_[X, y], delimiter=",", header="a,b,c,t", comments="")
+source = skl_tfreg.CSVSource(path, target="t", batch_rows=30)
+streamed = skl_tfreg.SGDL2Regressor().fit_stream(source)
+assert "pandas" not in sys.modules
+assert np.abs(streamed.coef_ - est.coef_).max() < 1e-12
+assert list(streamed.feature_names_in_) == ["a", "b", "c"]
+print("without pandas: ok")
+"""
+
+
+@pytest.mark.slow  # a fresh process that imports TensorFlow: about 6 s
+def test_pandas_stays_optional():
+    run = subprocess.run([sys.executable, "-c", _WITHOUT_PANDAS], capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "without pandas: ok" in run.stdout
 
 
 def test_demo_prints_fit_beside_closed_form(capsys):
