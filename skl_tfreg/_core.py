@@ -302,46 +302,53 @@ def _weighted_moments(X, Y, s):
         (X, Y, s), deviations, (zeros_p, zeros_p, zeros_k, zeros_k, tf.zeros([], wide)), False
     )
 
-    def spread(d, d2):
-        # Exactly 0 only for a constant column; rounding cannot make a spread vanish.
-        return tf.where(tf.equal(d2, 0.0), d2, tf.maximum(d2 - tf.square(d) / S, _EPS64 * d2))
-
     return Moments(
         S=S,
         x_mean=f64(x_shift) + dx / S,
-        x_m2=spread(dx, dx2),
+        x_m2=_spread(dx, dx2, S),
         y_mean=f64(y_shift) + dy / S,
-        y_m2=spread(dy, dy2),
+        y_m2=_spread(dy, dy2, S),
     )
+
+
+def _spread(d, d2, S):
+    """Sum of squared deviations from the sums ``d`` and ``d2`` of deviations from a shift.
+
+    Exactly 0 only for a constant column (``d2 = 0``); rounding cannot make a
+    spread vanish otherwise.
+    """
+    return tf.where(tf.equal(d2, 0.0), d2, tf.maximum(d2 - tf.square(d) / S, _EPS64 * d2))
 
 
 def _sparse_column_moments(X, s):
     """Weighted means and sums of squared deviations of the columns of a sparse X.
 
-    In float64, over the stored entries only (the entries are in canonical
-    form: one per row and column): a column's implicit zeros add
-    ``(S - S_stored) mean^2`` to its sum of squares, with ``S_stored`` the weight
-    of its stored rows, and exactly nothing when every row is stored. The
-    deviations of the stored values from the mean are exact but for the rounding
-    of the mean itself: a sum of their squares below that rounding is taken as
-    0, the column is constant.
+    In float64, over the stored entries only (in canonical form: one per row and
+    column), as deviations from a shift: each column's first stored value (0 for
+    a column with none). A column's implicit zeros deviate by ``-shift``, with
+    the weight of the rows that store nothing there, which is exactly 0 when
+    every row stores a value. So a constant column, stored or not, has
+    deviations of exactly 0: spread 0 and mean its value, as for dense X.
     """
     wide = tf.float64
     rows, cols = X.indices[:, 0], X.indices[:, 1]
     values, s = tf.cast(X.values, wide), tf.cast(s, wide)
     weights = tf.gather(s, rows)
+    p = X.dense_shape[1]
 
     def per_column(t):
-        return tf.math.unsorted_segment_sum(t, cols, X.dense_shape[1])
+        return tf.math.unsorted_segment_sum(t, cols, p)
 
+    first = tf.math.unsorted_segment_min(tf.range(tf.size(cols, out_type=tf.int64)), cols, p)
+    present = first < tf.size(cols, out_type=tf.int64)  # columns with no entry get the max
+    shift = tf.where(present, tf.gather(values, tf.where(present, first, 0)), 0.0)
+    deviation = values - tf.gather(shift, cols)
     S = tf.reduce_sum(s)
-    mean = per_column(weights * values) / S
-    m2 = per_column(weights * tf.square(values - tf.gather(mean, cols)))
     stored = per_column(tf.ones_like(values))
     implicit = tf.where(stored < tf.cast(X.dense_shape[0], wide), S - per_column(weights), 0.0)
-    m2 += implicit * tf.square(mean)
-    rounding = (_ROUNDING_EPS * _EPS64) ** 2 * per_column(weights * tf.square(values))
-    return mean, tf.where(m2 <= rounding, tf.zeros_like(m2), m2)
+    d = per_column(weights * deviation) - implicit * shift
+    d2 = per_column(weights * tf.square(deviation)) + implicit * tf.square(shift)
+    return shift + d / S, _spread(d, d2, S)
 
 
 def _merge_moments(a, b):

@@ -20,6 +20,8 @@ to the order in which the sums are added.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import tensorflow as tf
 
@@ -59,7 +61,22 @@ def current_replicas():
             "MultiWorkerMirroredStrategy or OneDeviceStrategy. Fit outside this "
             "strategy's scope, or use one of those."
         )
-    return Replicas(strategy)
+    replicas = Replicas(strategy)
+    present = {
+        (spec.device_type, spec.device_index)
+        for spec in map(
+            tf.DeviceSpec.from_string, (d.name for d in tf.config.list_logical_devices())
+        )
+    }
+    for device in replicas.devices:
+        spec = tf.DeviceSpec.from_string(device)
+        if (spec.device_type, spec.device_index or 0) not in present:
+            raise ValueError(
+                f"The {replicas.name} in scope places a replica on {device}, which this "
+                "process does not have (TensorFlow would run it elsewhere without a word); "
+                "create the strategy with the devices of tf.config.list_logical_devices()."
+            )
+    return replicas
 
 
 class Replicas:
@@ -86,8 +103,15 @@ class Replicas:
         """Return the device scope of local replica ``replica``."""
         return tf.device(self.devices[replica])
 
-    def _sum(self, vectors):
-        """All-reduce one float64 vector per local replica: the sum over all replicas."""
+    def _sum(self, vectors, failed=False):
+        """All-reduce one float64 vector per local replica: the sum over all replicas.
+
+        Each vector carries a flag: a worker that ``failed`` (it will raise its own
+        error) still joins the collective, so that the others stop with it at once
+        rather than at the timeout. Returns None to a worker that failed.
+        """
+        flag = tf.constant([1.0 if failed else 0.0], tf.float64)
+        vectors = [tf.concat([v, flag], 0) for v in vectors]
         values = self.strategy.experimental_distribute_values_from_function(
             lambda context: vectors[context.replica_id_in_sync_group % self.n]
         )
@@ -95,27 +119,68 @@ class Replicas:
             total = self.strategy.extended.reduce_to(
                 tf.distribute.ReduceOp.SUM, values, destinations=values, options=self._options
             )
-            return self.strategy.experimental_local_results(total)[0]
+            total = self.strategy.experimental_local_results(total)[0]
         except tf.errors.OpError as err:
+            lost = isinstance(err, tf.errors.DeadlineExceededError | tf.errors.UnavailableError)
+            cause = (
+                f"a worker stopped, failed or did not answer within {self.timeout:g} s"
+                if lost
+                else "the workers' collectives do not match (other dtypes or shapes?)"
+            )
             raise RuntimeError(
                 f"The all-reduce across the {self.strategy.num_replicas_in_sync} replicas of "
-                f"{self.name} failed: a worker stopped, failed or did not answer within "
-                f"{self.timeout:g} s ({type(err).__name__}: {err.message.strip()[:300]})."
+                f"{self.name} failed: {cause} ({type(err).__name__}: "
+                f"{err.message.strip()[:300]})."
             ) from None
+        if failed:
+            return None
+        if float(total[-1]) > 0:
+            raise RuntimeError(
+                f"Another worker of {self.name} failed before this step (its own error says "
+                "why); this one stops with it."
+            )
+        return total[:-1]
 
-    def all_reduce(self, parts):
+    def agree(self, fingerprint):
+        """Check that every worker trains with the same settings and starting state.
+
+        Parameters
+        ----------
+        fingerprint : bytes or None
+            A digest of this worker's settings and starting state; None if this
+            worker failed before training (it then raises its own error).
+
+        Raises
+        ------
+        ValueError
+            On every worker, if the fingerprints differ.
+        """
+        chunks = np.frombuffer((fingerprint or bytes(16))[:16], np.uint16).astype(np.float64)
+        vector = tf.constant(np.concatenate([chunks, np.square(chunks)]))
+        total = self._sum([vector] * self.n, failed=fingerprint is None)
+        if total is None:
+            return
+        sums, squares = total.numpy()[:8], total.numpy()[8:]
+        if not np.array_equal(np.square(sums), self.strategy.num_replicas_in_sync * squares):
+            raise ValueError(
+                f"The workers of {self.name} were given different settings or starting "
+                "states (parameters, dtype, a warm start or partial_fit state that only some "
+                "of them have): every worker must train the same model, each on its own rows."
+            )
+
+    def all_reduce(self, parts, failed=False):
         """Sum the tuples of tensors ``parts`` (one per local replica) over all replicas."""
         like = parts[0]
         flat = [tf.concat([tf.reshape(tf.cast(t, tf.float64), [-1]) for t in p], 0) for p in parts]
-        total = self._sum(flat)
+        total = self._sum(flat, failed)
+        if total is None:
+            return None
         sizes = [int(np.prod(t.shape)) for t in like]
         pieces = tf.split(total, sizes) if len(sizes) > 1 else [total]
-        return tuple(
-            tf.cast(tf.reshape(piece, t.shape), t.dtype)
-            for piece, t in zip(pieces, like, strict=True)
-        )
+        pairs = zip(pieces, like, strict=True)
+        return tuple(tf.cast(tf.reshape(piece, t.shape), t.dtype) for piece, t in pairs)
 
-    def combine(self, moments, counts):
+    def combine(self, moments, counts, layout, failed=False):
         """Merge the local replicas' moments and row counts over all replicas.
 
         Parameters
@@ -124,6 +189,10 @@ class Replicas:
             Each local replica's moments (None where it has no weight).
         counts : list of int
             Each local replica's number of rows.
+        layout : tuple of (int, int, int)
+            ``(n_features, n_targets, dtype size in bytes)`` of this worker's data.
+        failed : bool
+            Whether this worker failed on its first pass (it then raises its own error).
 
         Returns
         -------
@@ -132,23 +201,22 @@ class Replicas:
         n_samples : int
             The number of rows of every replica.
         """
-        known = next((m for m in moments if m is not None), None)
-        if known is None:
-            raise ValueError(
-                f"sample_weight must have a positive sum on every worker of {self.name}; all "
-                "the weights of this worker's rows are zero."
-            )
-        p, k = int(known.x_mean.shape[0]), int(known.y_mean.shape[0])
         replicas = self.strategy.num_replicas_in_sync
-        # The layout must agree before vectors sized by it are reduced.
-        header = [tf.constant([1.0, p, k], tf.float64)] * self.n
-        agreed = self._sum(header).numpy()
-        if not np.array_equal(agreed, [replicas, replicas * p, replicas * k]):
+        # The layout must agree before vectors sized by it are reduced: the sums of the
+        # values and of their squares are R v and R v^2 only if every replica has v.
+        header = np.array(layout if not failed else (0, 0, 0), np.float64)
+        total = self._sum([tf.constant(np.r_[header, header**2])] * self.n, failed)
+        if total is None:
+            return None, 0
+        sums, squares = total.numpy()[:3], total.numpy()[3:]
+        if not np.array_equal(np.square(sums), replicas * squares):
             raise ValueError(
-                f"The workers of {self.name} disagree on the shape of the data: this one has "
-                f"{p} features and {k} targets, but over all {replicas} replicas the totals "
-                f"are {agreed[1]:g} features and {agreed[2]:g} targets."
+                f"The workers of {self.name} disagree on the data: this one has "
+                f"{layout[0]} features, {layout[1]} targets and {8 * layout[2]}-bit floats, "
+                f"but over all {replicas} replicas they average {sums[0] / replicas:g} "
+                f"features, {sums[1] / replicas:g} targets and {8 * sums[2] / replicas:g} bits."
             )
+        p, k = layout[0], layout[1]
         empty = _core.Moments(
             tf.zeros([], tf.float64), *(tf.zeros([m], tf.float64) for m in (p, p, k, k))
         )
@@ -159,14 +227,55 @@ class Replicas:
         ])  # fmt: skip
         S, n_samples = first[0], int(first[-1])
         if not float(S) > 0:
-            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
+            raise ValueError(
+                f"sample_weight must have a positive sum; the weights of every worker of "
+                f"{self.name} are all zero."
+            )
         x_mean, y_mean = first[1 : 1 + p] / S, first[1 + p : 1 + p + k] / S
+        m2 = [tf.concat([m.x_m2, m.y_m2], 0) for m in moments]
+        mean = [tf.concat([m.x_mean, m.y_mean], 0) for m in moments]
+        centre = tf.concat([x_mean, y_mean], 0)
         second = self._sum([
-            tf.concat([m.x_m2 + m.S * tf.square(m.x_mean - x_mean),
-                       m.y_m2 + m.S * tf.square(m.y_mean - y_mean)], 0)
-            for m in moments
+            tf.concat([v + m.S * tf.square(u - centre), v, m.S * tf.square(u)], 0)
+            for m, v, u in zip(moments, m2, mean, strict=True)
         ])  # fmt: skip
-        return _core.Moments(S, x_mean, second[:p], y_mean, second[p:]), n_samples
+        spread, own, size = second[: p + k], second[p + k : 2 * (p + k)], second[2 * (p + k) :]
+        # A column constant on every replica has spreads of exactly 0 there; the global
+        # mean's rounding must not give it one (it would be scaled by 1 / rounding).
+        constant = tf.equal(own, 0.0) & (spread <= (_core._ROUNDING_EPS * _core._EPS64) ** 2 * size)
+        spread = tf.where(constant, tf.zeros_like(spread), spread)
+        return _core.Moments(S, x_mean, spread[:p], y_mean, spread[p:]), n_samples
+
+
+@contextlib.contextmanager
+def together(replicas):
+    """Prepare a fit on this worker, then agree with the others before any training.
+
+    The body stores ``fingerprint`` (a digest of the settings and starting state)
+    in the dict it is given. Under a strategy, every worker then checks that all
+    the fingerprints are equal; a worker whose preparation raised (bad data, say)
+    tells the others, which raise too, at once, instead of waiting for it at the
+    timeout. Outside any strategy (``replicas`` None) this does nothing.
+
+    Parameters
+    ----------
+    replicas : Replicas or None
+        The strategy's replicas, or None.
+
+    Yields
+    ------
+    agreement : dict
+        Where the body puts its ``fingerprint`` (bytes).
+    """
+    agreement = {}
+    try:
+        yield agreement
+    except Exception:
+        if replicas is not None:
+            replicas.agree(None)
+        raise
+    if replicas is not None:
+        replicas.agree(agreement["fingerprint"])
 
 
 def shards(X, Y, sample_weight, n):

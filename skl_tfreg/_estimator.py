@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from numbers import Integral, Real
@@ -321,16 +322,23 @@ class SGDL2Regressor(*_BASES):
             # not half of the old model beside the new n_features_in_.
             for name in _FITTED:
                 self.__dict__.pop(name, None)
-        # A warm start checks X against the fitted features and changes no state if
-        # they differ.
-        # Early stopping holds rows out of training: scan them all first.
-        X, Y, sample_weight, single = self._validate_training_data(
-            X, y, sample_weight, reset=not warm, finite=self.early_stopping
-        )
-        coef_init, intercept_init, state = None, None, None
-        if warm:
-            self._check_targets(Y, single, "set warm_start=False to fit a new model")
-            coef_init, intercept_init, state = self._initial_state()
+        replicas = _distributed.current_replicas()
+        with _distributed.together(replicas) as agreement:
+            self._check_strategy(replicas)
+            # A warm start checks X against the fitted features and changes no state if
+            # they differ.
+            # Early stopping holds rows out of training: scan them all first.
+            # Under a strategy one worker's weights may all be 0 (the total may not), and
+            # X is scanned here: a NaN would reach every worker through the sums.
+            X, Y, sample_weight, single = self._validate_training_data(
+                X, y, sample_weight, reset=not warm,
+                finite=self.early_stopping or replicas is not None, chunk=replicas is not None,
+            )  # fmt: skip
+            coef_init, intercept_init, state = None, None, None
+            if warm:
+                self._check_targets(Y, single, "set warm_start=False to fit a new model")
+                coef_init, intercept_init, state = self._initial_state()
+            agreement["fingerprint"] = self._fingerprint(X.dtype, coef_init, intercept_init, state)
         rng = check_random_state(self.random_state)
         validate = None
         if self.early_stopping:
@@ -338,7 +346,6 @@ class SGDL2Regressor(*_BASES):
             X, Y, sample_weight, validate = self._validation_split(X, Y, sample_weight, rng)
         n_samples = X.shape[0]
         full_batch = self.batch_size == "auto" or self.batch_size >= n_samples
-        replicas = self._replicas(full_batch)
         epochs = None
         if not full_batch:
             epochs = iter_epochs(n_samples, self.batch_size, shuffle=self.shuffle, random_state=rng)
@@ -402,16 +409,20 @@ class SGDL2Regressor(*_BASES):
             The updated estimator.
         """
         first = not hasattr(self, "coef_")
-        X, Y, sample_weight, single = self._validate_training_data(
-            X, y, sample_weight, reset=first, dtype=None if first else self.coef_.dtype
-        )
-        coef_init, intercept_init, state = None, None, None
-        if not first:
-            self._check_targets(Y, single, "call fit to start a new model")
-            coef_init, intercept_init, state = self._initial_state()
+        replicas = _distributed.current_replicas()
+        with _distributed.together(replicas) as agreement:
+            self._check_strategy(replicas)
+            X, Y, sample_weight, single = self._validate_training_data(
+                X, y, sample_weight, reset=first, dtype=None if first else self.coef_.dtype,
+                finite=replicas is not None, chunk=replicas is not None,
+            )  # fmt: skip
+            coef_init, intercept_init, state = None, None, None
+            if not first:
+                self._check_targets(Y, single, "call fit to start a new model")
+                coef_init, intercept_init, state = self._initial_state()
+            agreement["fingerprint"] = self._fingerprint(X.dtype, coef_init, intercept_init, state)
         n_samples = X.shape[0]
         full_batch = self.batch_size == "auto" or self.batch_size >= n_samples
-        replicas = self._replicas(full_batch)
         epochs = None
         if not full_batch:
             done = 0 if first else self.n_iter_
@@ -463,24 +474,30 @@ class SGDL2Regressor(*_BASES):
         self : SGDL2Regressor
             The fitted estimator.
         """
-        if self.early_stopping:
-            raise ValueError(
-                "early_stopping=True holds rows out of training, which fit_stream cannot do "
-                "on a stream; use fit, or set early_stopping=False."
-            )
-        read = _streaming.epoch_reader(source)
-        warm = self.warm_start and hasattr(self, "coef_")
-        if not warm:
-            for name in _FITTED:
-                self.__dict__.pop(name, None)
-        names = getattr(source, "feature_names", None)
-        if names is not None:
-            names = np.asarray(names, dtype=object)
-            if warm and getattr(self, "feature_names_in_", names).tolist() != names.tolist():
+        replicas = _distributed.current_replicas()
+        with _distributed.together(replicas) as agreement:
+            self._check_strategy(replicas)
+            if self.early_stopping:
                 raise ValueError(
-                    "The source's feature_names differ from the feature_names_in_ this "
-                    "SGDL2Regressor was fitted with; set warm_start=False to fit a new model."
+                    "early_stopping=True holds rows out of training, which fit_stream cannot "
+                    "do on a stream; use fit, or set early_stopping=False."
                 )
+            read = _streaming.epoch_reader(source)
+            warm = self.warm_start and hasattr(self, "coef_")
+            if not warm:
+                for name in _FITTED:
+                    self.__dict__.pop(name, None)
+            names = getattr(source, "feature_names", None)
+            if names is not None:
+                names = np.asarray(names, dtype=object)
+                if warm and getattr(self, "feature_names_in_", names).tolist() != names.tolist():
+                    raise ValueError(
+                        "The source's feature_names differ from the feature_names_in_ this "
+                        "SGDL2Regressor was fitted with; set warm_start=False to fit a new "
+                        "model."
+                    )
+            start = self._initial_state() if warm else (None, None, None)
+            agreement["fingerprint"] = self._fingerprint(None, *start)
         layout = {"dtype": self.coef_.dtype} if warm else {}
 
         def chunks():
@@ -505,7 +522,6 @@ class SGDL2Regressor(*_BASES):
                 yield X, Y, sample_weight
 
         full_batch = self.batch_size == "auto"
-        replicas = self._replicas(full_batch)
         # Array batches of a named source would warn against the fitted names: they
         # are set again once trained, or put back if training fails.
         saved = self.__dict__.pop("feature_names_in_", None) if names is not None else None
@@ -515,7 +531,6 @@ class SGDL2Regressor(*_BASES):
                 shuffle=self.shuffle, auto_step=not full_batch and self.learning_rate == "auto",
                 replicas=replicas or _streaming.LOCAL,
             )  # fmt: skip
-            start = self._initial_state() if warm else (None, None, None)
             rng = check_random_state(self.random_state)
             result = self._train(
                 stream, None, None, epochs=None if full_batch else stream.epochs(rng),
@@ -566,10 +581,9 @@ class SGDL2Regressor(*_BASES):
 
         return X[train], Y[train], sample_weight[train], validate
 
-    def _replicas(self, full_batch):
-        """Return the replicas of the tf.distribute strategy in scope, or None."""
-        replicas = _distributed.current_replicas()
-        if replicas is not None and not full_batch:
+    def _check_strategy(self, replicas):
+        """Refuse what cannot train under a strategy (``replicas`` None: no strategy)."""
+        if replicas is not None and self.batch_size != "auto":
             raise ValueError(
                 f"Mini-batches cannot train under {replicas.name}: every step would need an "
                 "all-reduce across the replicas. Use batch_size='auto' (full-batch epochs: "
@@ -580,7 +594,27 @@ class SGDL2Regressor(*_BASES):
                 f"early_stopping=True holds rows out on each worker, which is not supported "
                 f"under {replicas.name}; set early_stopping=False."
             )
-        return replicas
+
+    def _fingerprint(self, dtype, coef_init, intercept_init, state):
+        """Return a digest of what every worker of a strategy must share.
+
+        The parameters that shape training (not ``random_state`` or ``verbose``,
+        which a full-batch fit does not use to compute), the dtype, and the
+        starting point and state of a warm start or ``partial_fit``.
+        """
+        digest = hashlib.sha256()
+        for name, value in sorted(self.get_params(deep=False).items()):
+            if name not in ("random_state", "verbose"):
+                digest.update(f"{name}={value!r};".encode())
+        digest.update(repr(None if dtype is None else np.dtype(dtype).name).encode())
+        arrays = [coef_init, intercept_init]
+        if state is not None:
+            arrays += [*state.moments, *(state.direction or ()), state.best]
+            digest.update(repr((sorted(state.steps.items()), state.n_bad, state.t)).encode())
+        for array in arrays:
+            if array is not None:
+                digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.digest()
 
     def _train(self, X, Y, sample_weight, *, callbacks=None, replicas=None, **kwargs):
         if replicas is not None:  # this worker's rows, one shard per local replica

@@ -106,12 +106,16 @@ class _Local:
         return contextlib.nullcontext()
 
     @staticmethod
-    def all_reduce(parts):
+    def all_reduce(parts, failed=False):
         return parts[0]
 
     @staticmethod
-    def combine(moments, n_samples):
-        return moments[0], n_samples[0]
+    def combine(moments, counts, layout, failed=False):
+        if failed:
+            return None, 0
+        if moments[0] is None:
+            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
+        return moments[0], counts[0]
 
 
 LOCAL = _Local()
@@ -152,33 +156,39 @@ class Stream:
         moments = [None] * replicas.n
         counts = [0] * replicas.n
         self._seen = (0, 0.0)  # local rows and weight, which every pass must repeat
-        for index, (X, Y, s) in enumerate(chunks()):
-            r = index % replicas.n
+        try:
+            for index, (X, Y, s) in enumerate(chunks()):
+                self._first_pass_chunk(index % replicas.n, X, Y, s, moments, counts, auto_step)
             if self.dtype is None:
-                self.dtype = tf.as_dtype(X.dtype)
-                self.n_features, self.n_targets = X.shape[1], Y.shape[1]
-                if auto_step and (X.shape[1] > _MAX_GRAM_FEATURES or hasattr(X, "tocsr")):
-                    raise ValueError(
-                        "learning_rate='auto' with mini-batches in fit_stream measures the "
-                        "data's curvature from the Gram matrix of its rows, dense and limited "
-                        f"to {_MAX_GRAM_FEATURES} features; these batches are "
-                        f"{'sparse' if hasattr(X, 'tocsr') else 'dense'} with {X.shape[1]} "
-                        "features. Use batch_size='auto' (exact full-batch epochs) or an "
-                        "explicit learning_rate with eta0."
-                    )
-            self._seen = (self._seen[0] + X.shape[0], self._seen[1] + float(s.sum()))
-            counts[r] += X.shape[0]
-            if not s.sum() > 0:  # no weight: nothing to add (and its mean is 0 / 0)
-                continue
-            with replicas.device(r):
-                chunk = self._kernel(_core._chunk_moments, X)(*_tensors(X, Y, s))
-                merged = moments[r]
-                moments[r] = chunk if merged is None else _core._merge_moments(merged, chunk)
+                raise ValueError("The stream yielded no batches: it has no rows to fit.")
+        except Exception:
+            replicas.combine(moments, counts, None, failed=True)  # the others stop too
+            raise
+        layout = (self.n_features, self.n_targets, self.dtype.size)
+        self.stats, self.n_samples = replicas.combine(moments, counts, layout)
+
+    def _first_pass_chunk(self, r, X, Y, s, moments, counts, auto_step):
+        """Add one chunk to replica ``r``'s moments and row count."""
         if self.dtype is None:
-            raise ValueError("The stream yielded no batches: it has no rows to fit.")
-        if all(m is None for m in moments) and replicas is LOCAL:
-            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
-        self.stats, self.n_samples = replicas.combine(moments, counts)
+            self.dtype = tf.as_dtype(X.dtype)
+            self.n_features, self.n_targets = X.shape[1], Y.shape[1]
+            if auto_step and (X.shape[1] > _MAX_GRAM_FEATURES or hasattr(X, "tocsr")):
+                raise ValueError(
+                    "learning_rate='auto' with mini-batches in fit_stream measures the "
+                    "data's curvature from the Gram matrix of its rows, dense and limited "
+                    f"to {_MAX_GRAM_FEATURES} features; these batches are "
+                    f"{'sparse' if hasattr(X, 'tocsr') else 'dense'} with {X.shape[1]} "
+                    "features. Use batch_size='auto' (exact full-batch epochs) or an "
+                    "explicit learning_rate with eta0."
+                )
+        self._seen = (self._seen[0] + X.shape[0], self._seen[1] + float(s.sum()))
+        counts[r] += X.shape[0]
+        if not s.sum() > 0:  # no weight: nothing to add (and its mean is 0 / 0)
+            return
+        with self.replicas.device(r):
+            chunk = self._kernel(_core._chunk_moments, X)(*_tensors(X, Y, s))
+            merged = moments[r]
+            moments[r] = chunk if merged is None else _core._merge_moments(merged, chunk)
 
     def _kernel(self, fn, X=None):
         return _core.kernel(fn, self.dtype, X is not None and hasattr(X, "tocsr"))
@@ -208,12 +218,17 @@ class Stream:
     def _sum(self, fn, like, *args):
         """Sum ``fn(pb, *args)`` over the chunks and replicas (a tuple like ``like``)."""
         parts = [None] * self.replicas.n
-        for r, pb, X in self._problems():
-            with self.replicas.device(r):
-                out = self._kernel(fn, X)(pb, *args)
-                if parts[r] is not None:
-                    out = tuple(a + b for a, b in zip(parts[r], out, strict=True))
-                parts[r] = out
+        try:
+            for r, pb, X in self._problems():
+                with self.replicas.device(r):
+                    out = self._kernel(fn, X)(pb, *args)
+                    if parts[r] is not None:
+                        out = tuple(a + b for a, b in zip(parts[r], out, strict=True))
+                    parts[r] = out
+        except Exception:
+            zeros = [tuple(map(tf.zeros_like, like))] * self.replicas.n
+            self.replicas.all_reduce(zeros, failed=True)  # the others stop too
+            raise
         parts = [tuple(map(tf.zeros_like, like)) if p is None else p for p in parts]
         return self.replicas.all_reduce(parts)
 

@@ -78,6 +78,9 @@ def test_a_strategy_it_cannot_use_is_named():
     strategy = tf.distribute.experimental.CentralStorageStrategy()
     with strategy.scope(), pytest.raises(ValueError, match="cannot train under CentralStorage"):
         SGDL2Regressor().fit(X, y)
+    with tf.distribute.OneDeviceStrategy("/gpu:99").scope():  # no machine has 100 GPUs
+        with pytest.raises(ValueError, match="places a replica on .*GPU:99"):
+            SGDL2Regressor().fit(X, y)
     with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
         with pytest.raises(ValueError, match="Mini-batches cannot train under OneDevice"):
             SGDL2Regressor(batch_size=10).fit(X, y)
@@ -118,6 +121,18 @@ for i in range(0, n, 1000):
 scale = np.abs(plain.coef_).max()
 out = {k: [float(np.abs(e.coef_ - plain.coef_).max() / scale), e.n_iter_] for k, e in fits.items()}
 out["partial_fit"] = [float(np.abs(chunked.coef_ - reference.coef_).max() / scale), 0]
+# A constant column with alpha = 0, dense and sparse with weights: the global mean's
+# rounding must not give it a spread (found in review).
+Xc = X.copy()
+Xc[:, 2] = 0.1
+constant = {}
+for name, data in (("dense", Xc), ("sparse", sp.csr_matrix(Xc))):
+    one = SGDL2Regressor(alpha=0.0).fit(data, y, sample_weight=s)
+    with strategy.scope():
+        two = SGDL2Regressor(alpha=0.0).fit(data, y, sample_weight=s)
+    constant[name] = [float(np.abs(two.coef_ - one.coef_).max()), float(two.coef_[2]),
+                      float(abs(two.intercept_ - one.intercept_))]
+out["constant"] = constant
 out["replicas"] = strategy.num_replicas_in_sync
 out["plain_epochs"] = plain.n_iter_
 print(json.dumps(out))
@@ -134,6 +149,8 @@ def test_mirrored_strategy_splits_the_rows_over_two_devices():
         difference, epochs = out[name]
         assert difference <= 1e-12 and epochs == out["plain_epochs"], (name, out)
     assert out["partial_fit"][0] <= 1e-12
+    for name, (difference, coef, intercept) in out["constant"].items():
+        assert difference <= 1e-10 and coef == 0.0 and intercept <= 1e-10, (name, out)
 
 
 _WORKER = """
@@ -153,21 +170,39 @@ n = 4000
 X = rng.standard_normal((n, 6)) * np.logspace(-2, 2, 6) + 1e3 * (np.arange(6) == 5)
 y = X @ rng.standard_normal(6) + 3 + 0.1 * rng.standard_normal(n)
 s = rng.random(n)
-mine = slice(0, n // 2) if index == 0 else slice(n // 2, n)  # this worker's rows only
+share = n // len(ports)
+mine = slice(index * share, (index + 1) * share)  # this worker's rows only
 Xm, ym, sm = X[mine], y[mine], s[mine]
+alpha = 1e-3
 if mode == "dies" and index == 1:
     os._exit(3)
-if mode == "other_shape" and index == 1:
-    Xm = Xm[:, :5]
+if mode == "other_shape" and index > 0:
+    Xm = Xm[:, : 6 - index]  # 6, 5, 4 features
+if mode == "alpha_differs" and index == 1:
+    alpha = 1e-2
+if mode == "nan" and index == 1:
+    Xm = Xm.copy()
+    Xm[7, 2] = np.nan
+if mode == "zero_weights" and index == 1:
+    sm = np.zeros_like(sm)
+passes = []
+
+def batches():
+    passes.append(1)
+    if mode == "dies_mid_fit" and index == 1 and len(passes) == 4:
+        os._exit(3)
+    changed = mode == "changes_rows" and index == 1 and len(passes) == 4
+    rows = len(ym) - 250 if changed else len(ym)  # a batch fewer on the fourth pass
+    return ((Xm[i:i + 250], ym[i:i + 250], sm[i:i + 250]) for i in range(0, rows, 250))
+
 start = time.monotonic()
 try:
     with strategy.scope():
-        if mode == "fit_stream":
-            est = SGDL2Regressor(alpha=1e-3).fit_stream(
-                lambda: ((Xm[i:i + 250], ym[i:i + 250], sm[i:i + 250]) for i in range(0, 2000, 250))
-            )
+        est = SGDL2Regressor(alpha=alpha)
+        if mode in ("fit_stream", "dies_mid_fit", "changes_rows"):
+            est.fit_stream(batches)
         else:
-            est = SGDL2Regressor(alpha=1e-3).fit(Xm, ym, sample_weight=sm)
+            est.fit(Xm, ym, sample_weight=sm)
 except Exception as err:
     print(json.dumps({{"error": type(err).__name__, "message": str(err),
                       "seconds": time.monotonic() - start}}))
@@ -177,9 +212,9 @@ print(json.dumps({{"coef": est.coef_.tolist(), "intercept": float(est.intercept_
 """
 
 
-def _workers(mode):
-    ports = _free_ports(2)
-    return [_WORKER.format(index=i, ports=ports, mode=mode) for i in range(2)]
+def _workers(mode, k=2):
+    ports = _free_ports(k)
+    return [_WORKER.format(index=i, ports=ports, mode=mode) for i in range(k)]
 
 
 @pytest.mark.slow  # two worker processes on 127.0.0.1: about 15 s
@@ -211,13 +246,54 @@ def test_a_worker_that_dies_is_a_clear_error_within_the_timeout():
     assert results[1][0] == 3  # the worker that died
 
 
-@pytest.mark.slow  # two worker processes: about 10 s
-def test_workers_with_other_features_both_fail_clearly():
-    for code, stdout, _ in _run_all(_workers("other_shape"), timeout=120):
+@pytest.mark.slow  # three worker processes: about 15 s
+def test_workers_with_other_features_all_fail_clearly():
+    # 6, 5 and 4 features: 5 is their mean, so comparing sums alone would miss it.
+    for code, stdout, _ in _run_all(_workers("other_shape", k=3), timeout=180):
         out = _last_json(stdout)
         assert code == 0  # the worker caught the error and reported it
-        assert out["error"] == "ValueError" and "disagree on the shape" in out["message"], out
-        assert out["seconds"] < 30
+        assert out["error"] == "ValueError" and "disagree on the data" in out["message"], out
+        assert out["seconds"] < 8  # at once, not at the 10 s timeout
+
+
+@pytest.mark.slow  # two worker processes: about 10 s each
+@pytest.mark.parametrize(
+    "mode, failing, message",
+    [
+        ("alpha_differs", None, "were given different settings or starting states"),
+        ("nan", 1, "Input X contains NaN"),
+        ("changes_rows", 1, "needs the same batches at every call"),
+    ],
+)
+def test_a_worker_that_fails_stops_the_others_at_once(mode, failing, message):
+    for index, (code, stdout, _) in enumerate(_run_all(_workers(mode), timeout=180)):
+        out = _last_json(stdout)
+        assert code == 0 and "error" in out, out
+        if failing is None or index == failing:
+            assert out["error"] == "ValueError" and message in out["message"], out
+        else:
+            assert out["error"] == "RuntimeError" and "Another worker" in out["message"], out
+        assert out["seconds"] < 8  # not the 10 s timeout
+
+
+@pytest.mark.slow  # waits for the collective timeout of 10 s
+def test_a_worker_that_dies_mid_fit_is_a_clear_error_within_the_timeout():
+    results = _run_all(_workers("dies_mid_fit"), timeout=120)
+    out = _last_json(results[0][1])
+    assert out["error"] == "RuntimeError" and "did not answer within 10 s" in out["message"]
+    assert out["seconds"] < 60
+    assert results[1][0] == 3
+
+
+@pytest.mark.slow  # two worker processes: about 10 s
+def test_a_worker_without_weight_counts_for_nothing(oracle):
+    X, y, s = _data()
+    s[2000:] = 0.0
+    plain = SGDL2Regressor(alpha=1e-3).fit(X, y, sample_weight=s)
+    for code, stdout, stderr in _run_all(_workers("zero_weights"), timeout=180):
+        assert code == 0, stderr[-2000:]
+        out = _last_json(stdout)
+        assert np.abs(np.array(out["coef"]) - plain.coef_).max() <= 1e-11, out
 
 
 _TAKEN_PORT = """
