@@ -714,12 +714,13 @@ def _chunk_products(pb, V, P):
     curvature along the direction: the step needs both.
     """
     _traces["chunk_products"] += 1
-    R = _forward(pb, pb.X, V) - pb.Yc
-    Q = _forward(pb, pb.X, P)
+    k = tf.shape(V)[1]
+    # One product with [V, P] and one with [sR, sQ]: two reads of X, as in memory.
+    both = _forward(pb, pb.X, tf.concat([V, P], 1))
+    R, Q = both[:, :k] - pb.Yc, both[:, k:]
     sR, sQ = pb.s[:, None] * R, pb.s[:, None] * Q
-    G = (2.0 / pb.S) * _backward(pb, pb.X, sR)
-    HP = (2.0 / pb.S) * _backward(pb, pb.X, sQ)
-    return G, _column_dot(sR, R) / pb.S, HP, (2.0 / pb.S) * _column_dot(sQ, Q)
+    GH = (2.0 / pb.S) * _backward(pb, pb.X, tf.concat([sR, sQ], 1))
+    return GH[:, :k], _column_dot(sR, R) / pb.S, GH[:, k:], (2.0 / pb.S) * _column_dot(sQ, Q)
 
 
 def _chunk_gram(pb):
