@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import _core
+from ._training import aligned
 
 #: Seconds a collective waits for the other workers when the strategy sets no
 #: timeout of its own: a worker that died surfaces as an error, not a hang.
@@ -299,9 +300,14 @@ def shards(X, Y, sample_weight, n):
     """
     X = X.tocsr() if hasattr(X, "tocsr") else X  # COO has no rows to slice
     bounds = np.linspace(0, X.shape[0], n + 1).astype(int)
+    # Every epoch reads the shards again: make each one shareable with TensorFlow once
+    # (at most one copy of X, as in a plain fit), not at every pass.
+    parts = [
+        (X[a:b] if hasattr(X, "tocsr") else aligned(X[a:b]), Y[a:b], sample_weight[a:b])
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
 
     def chunks():
-        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-            yield X[start:stop], Y[start:stop], sample_weight[start:stop]
+        yield from parts
 
     return chunks

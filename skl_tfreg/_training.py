@@ -113,31 +113,41 @@ class TrainResult(NamedTuple):
 _ALIGNMENT = 64  # bytes: what TensorFlow's CPU kernels require of a buffer they share
 
 
-def as_tensor(array):
-    """Return a TensorFlow tensor of ``array`` with at most one copy of its data.
+def aligned(array):
+    """Return ``array`` as a buffer TensorFlow can share: itself, or one aligned copy.
 
-    ``tf.convert_to_tensor`` holds two copies of a large array at its peak. Here
-    a C-contiguous, writable, 64-byte-aligned array is shared with TensorFlow
-    through DLPack without a copy, and any other array is copied once into such a
-    buffer first. TensorFlow only reads it.
+    A float C-contiguous, writable, 64-byte-aligned, non-empty array is returned
+    as it is; any other float array is copied once into such a buffer. Other
+    dtypes are returned unchanged (TensorFlow converts them).
     """
     array = np.asarray(array)
     if array.dtype not in (np.float32, np.float64):
-        return tf.convert_to_tensor(array)
+        return array
     shared = (
         array.flags.c_contiguous
         and array.flags.writeable
         and array.ctypes.data % _ALIGNMENT == 0
         and array.size > 0
     )
-    if not shared:
-        raw = np.empty(array.nbytes + _ALIGNMENT, dtype=np.uint8)
-        start = -raw.ctypes.data % _ALIGNMENT
-        buffer = raw[start : start + array.nbytes].view(array.dtype).reshape(array.shape)
-        np.copyto(buffer, array)
-        if array.size == 0:
-            return tf.convert_to_tensor(buffer)
-        array = buffer
+    if shared:
+        return array
+    raw = np.empty(array.nbytes + _ALIGNMENT, dtype=np.uint8)
+    start = -raw.ctypes.data % _ALIGNMENT
+    buffer = raw[start : start + array.nbytes].view(array.dtype).reshape(array.shape)
+    np.copyto(buffer, array)
+    return buffer
+
+
+def as_tensor(array):
+    """Return a TensorFlow tensor of ``array`` with at most one copy of its data.
+
+    ``tf.convert_to_tensor`` holds two copies of a large array at its peak. Here
+    the array (or its :func:`aligned` copy) is shared with TensorFlow through
+    DLPack. TensorFlow only reads it.
+    """
+    array = aligned(array)
+    if array.dtype not in (np.float32, np.float64) or array.size == 0:
+        return tf.convert_to_tensor(array)
     return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
 
 
