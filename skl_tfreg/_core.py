@@ -739,17 +739,22 @@ def _stream_initial(pb, coef_init, intercept_init):
     return _initial(pb, coef_init, intercept_init)
 
 
+def _with_penalty(pb, V, G_data, J_data):
+    """Return G and J at V from the data's shares summed over the chunks."""
+    return G_data + _penalty_gradient(pb, V), J_data + _penalty(pb, V)
+
+
 def _stream_start(pb, V, G_data, J_data, tol, finite):
     """Return G and J from the chunks' sums, and the start of a descent from V."""
     _traces["stream_start"] += 1
-    G, J = G_data + _penalty_gradient(pb, V), J_data + _penalty(pb, V)
+    G, J = _with_penalty(pb, V, G_data, J_data)
     return (G, J, *_start(pb, V, G, J, tol, finite))
 
 
 def _stream_gradient(pb, V, G_data, J_data):
     """Return G and J at V from the chunks' sums of :func:`_chunk_gradient`."""
     _traces["stream_gradient"] += 1
-    return G_data + _penalty_gradient(pb, V), J_data + _penalty(pb, V)
+    return _with_penalty(pb, V, G_data, J_data)
 
 
 def _stream_step(pb, V, G_data, J_data, P, HP_data, curvature_data, conjugate, eta, tol):
@@ -765,7 +770,7 @@ def _stream_step(pb, V, G_data, J_data, P, HP_data, curvature_data, conjugate, e
     :func:`_full_batch` recomputes the residual).
     """
     _traces["stream_step"] += 1
-    G, J = G_data + _penalty_gradient(pb, V), J_data + _penalty(pb, V)
+    G, J = _with_penalty(pb, V, G_data, J_data)
     downhill = _column_dot(G, P) < 0
     curvature = curvature_data + 2.0 * _penalty(pb, P)
     step = _line_step(G, P, curvature, conjugate, eta)
