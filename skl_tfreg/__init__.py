@@ -4,8 +4,7 @@ from ._batching import iter_batches, iter_epochs
 from ._estimator import SGDL2Regressor
 from ._readers import CSVSource, ParquetSource
 from ._threads import limit_tf_threads
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "SGDL2Regressor",

@@ -16,7 +16,7 @@ from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _distributed, _persistence, _streaming, _training
+from . import _distributed, _persistence, _savedmodel, _streaming, _training
 from ._batching import iter_batches, iter_epochs
 from ._callbacks import CallbackSupportMixin, EpochCallbacks, has_callbacks
 
@@ -787,7 +787,7 @@ class SGDL2Regressor(*_BASES):
             The estimator, unchanged.
         """
         check_is_fitted(self)
-        _persistence.export_savedmodel(self, path)
+        _savedmodel.export_savedmodel(self, path)
         return self
 
 
