@@ -62,14 +62,32 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-RUNNING, CONVERGED, STALLED, DIVERGED, OVERFLOW = 0, 1, 2, 3, 4
+from ._status import Status
+
+__all__ = [
+    # The types that cross the kernel boundary.
+    "Problem", "Moments", "Units", "Descent", "StreamDescent", "Schedule", "Progress",
+    "Start", "Epochs", "MinibatchEpoch", "ChunkProducts", "StreamStep", "StreamAdvance",
+    # Compiled entry points, each called through kernel(fn, dtype, sparse).
+    "kernel", "trace_count", "prepare", "full_batch", "minibatch_epoch", "smoothness",
+    "chunk_problem", "chunk_moments", "chunk_gradient", "chunk_products", "chunk_gram",
+    "minibatch_pass", "minibatch_end", "stream_initial", "stream_start", "stream_gradient",
+    "stream_step", "stream_advance", "stream_units", "gram_smoothness",
+    # Plain functions and constants shared with the data objects.
+    "merge_moments", "keep_downhill", "ROUNDING_EPS", "EPS64",
+]  # fmt: skip
+
+RUNNING, CONVERGED, STALLED, DIVERGED, OVERFLOW = (
+    s.code for s in (Status.RUNNING, Status.CONVERGED, Status.STALLED, Status.DIVERGED,
+                     Status.OVERFLOW)
+)  # fmt: skip
 _BLOCK_ELEMENTS = 2**19  # temporaries of row-block folds: 2 or 4 MiB each
 _SHIFT_ROWS = 1024  # rows whose mean shifts the data before its squares are summed
 _POWER_ITERATIONS = 20
-_ROUNDING_EPS = 16  # relative changes below this many epsilons are rounding noise
+ROUNDING_EPS = 16  # relative changes below this many epsilons are rounding noise
 _GRADIENT_PROGRESS = 0.99  # a new gradient-norm low must beat the old one by 1%
 
-_EPS64 = float(np.finfo(np.float64).eps)
+EPS64 = float(np.finfo(np.float64).eps)
 # Centre X in a copy when a column's |mean| exceeds this many times its scale d:
 # implicit centring would cancel about log10 of it in digits (of 16 and of 7).
 _CENTRING_RATIO = {tf.float64: 1e3, tf.float32: 1e2}
@@ -80,6 +98,10 @@ _traces = collections.Counter()
 def trace_count():
     """Return how many times the compiled kernels have been traced in this process."""
     return sum(_traces.values())
+
+
+# ----------------------------------------------------------------------------
+# What crosses the kernel boundary: every structure is a NamedTuple of tensors.
 
 
 class Problem(NamedTuple):
@@ -108,6 +130,171 @@ class Moments(NamedTuple):
     x_m2: tf.Tensor  # (p,) weighted sums of squared deviations
     y_mean: tf.Tensor  # (k,)
     y_m2: tf.Tensor  # (k,)
+
+
+class Units(NamedTuple):
+    """The iterate in the caller's units, and the size of its gradient."""
+
+    coef: tf.Tensor  # (p, k)
+    intercept: tf.Tensor  # (k,)
+    grad_norm: tf.Tensor  # () largest per-target preconditioned gradient norm
+    grad_ratio: tf.Tensor  # () largest norm / sqrt(J), what the gradient rule compares
+
+
+class Descent(NamedTuple):
+    """The state of a full-batch descent on data in memory, carried between calls."""
+
+    V: tf.Tensor  # (p + 1, k) the variables in preconditioned coordinates
+    R: tf.Tensor  # (n, k) the residual A V - Yc, updated with each step
+    G: tf.Tensor  # (p + 1, k) the gradient of J at V
+    P: tf.Tensor  # (p + 1, k) the search direction
+    best: tf.Tensor  # (2,) lowest objective and lowest gradient norm so far
+    n_bad: tf.Tensor  # () int32: epochs in a row without progress
+
+
+class StreamDescent(NamedTuple):
+    """:class:`Descent` of a stream: J at V stands where no pass can keep a residual."""
+
+    V: tf.Tensor
+    J: tf.Tensor  # (k,) J at V
+    G: tf.Tensor
+    P: tf.Tensor
+    best: tf.Tensor
+    n_bad: tf.Tensor
+
+
+class Schedule(NamedTuple):
+    """Step sizes: step ``i`` of a call takes ``eta / (t0 + i + 1)^power_t``."""
+
+    eta: tf.Tensor  # ()
+    power_t: tf.Tensor  # () 0 for a constant step
+    t0: tf.Tensor  # () steps taken before this call
+
+
+class Progress(NamedTuple):
+    """The full-batch progress rule: what counts as progress, and how long to wait for it."""
+
+    conjugate: tf.Tensor  # () bool: conjugate directions with exact steps
+    rtol: tf.Tensor  # () a fall of the objective by more than rtol of itself is progress
+    patience: tf.Tensor  # () int32: epochs without progress before a stall
+
+
+class Start(NamedTuple):
+    """What :func:`prepare` returns: the problem and the starting point of a descent."""
+
+    problem: Problem
+    moments: Moments  # of these rows merged with those trained on before
+    state: Descent  # (a StreamDescent for a stream), with n_bad 0
+    status: tf.Tensor  # () int32 Status.code: RUNNING, CONVERGED or OVERFLOW
+    units: Units
+
+
+class Epochs(NamedTuple):
+    """What :func:`full_batch` returns after a run of epochs."""
+
+    state: Descent  # (a StreamDescent for a stream)
+    losses: tf.Tensor  # (epochs run,) J summed over targets after each epoch
+    status: tf.Tensor  # () int32 Status.code
+    units: Units
+
+
+class MinibatchEpoch(NamedTuple):
+    """What :func:`minibatch_epoch` returns."""
+
+    V: tf.Tensor
+    objective: tf.Tensor  # () the epoch's estimate of J, summed over targets
+    converged: tf.Tensor  # () bool: the mean batch gradient meets tol
+    units: Units
+
+
+class ChunkProducts(NamedTuple):
+    """A chunk's shares of what a full-batch step of a stream needs, without the penalty."""
+
+    G: tf.Tensor  # (p + 1, k) the gradient at V
+    J: tf.Tensor  # (k,) J at V
+    HP: tf.Tensor  # (p + 1, k) the Hessian times the direction
+    curvature: tf.Tensor  # (k,) P^T H P
+
+
+class StreamStep(NamedTuple):
+    """What :func:`stream_step` returns."""
+
+    G: tf.Tensor  # G and J at V, from the data
+    J: tf.Tensor
+    V_new: tf.Tensor  # V, G and J after the step
+    G_new: tf.Tensor
+    J_new: tf.Tensor
+    restart: tf.Tensor  # (k,) bool: targets whose direction was not downhill
+    converged: tf.Tensor  # () bool: the gradient rule holds after the step
+
+
+class StreamAdvance(NamedTuple):
+    """What :func:`stream_advance` returns."""
+
+    P: tf.Tensor  # the next direction
+    objective: tf.Tensor  # () J after the step, summed over targets
+    best: tf.Tensor
+    n_bad: tf.Tensor
+    status: tf.Tensor  # () int32 Status.code
+    units: Units
+
+
+class _Specs:
+    """The TensorSpecs that input signatures are written in, for one dtype.
+
+    ``data`` is the spec of X: a ``tf.SparseTensorSpec`` in the sparse variant.
+    """
+
+    def __init__(self, dtype, sparse):
+        self.mat = mat = tf.TensorSpec([None, None], dtype)
+        self.data = tf.SparseTensorSpec([None, None], dtype) if sparse else mat
+        self.vec = vec = tf.TensorSpec([None], dtype)
+        self.num = num = tf.TensorSpec([], dtype)
+        self.ints = tf.TensorSpec([None], tf.int64)
+        self.count = count = tf.TensorSpec([], tf.int32)
+        self.flag = flag = tf.TensorSpec([], tf.bool)
+        self.flags = tf.TensorSpec([None], tf.bool)
+        self.wide_mat = tf.TensorSpec([None, None], tf.float64)
+        self.wide_num = wide_num = tf.TensorSpec([], tf.float64)
+        wide = tf.TensorSpec([None], tf.float64)
+        self.moments = Moments(wide_num, wide, wide, wide, wide)
+        self.problem = Problem(self.data, mat, vec, vec, vec, vec, vec, vec, vec, vec, num, num)
+        self.descent = Descent(mat, mat, mat, mat, vec, count)
+        self.schedule = Schedule(num, num, num)
+        self.progress = Progress(flag, num, count)
+
+
+def _compiled(signature):
+    """Declare a compiled entry point; ``signature(specs)`` lists its input specs.
+
+    The function is returned unchanged (while tracing, kernels call each other
+    as plain Python); :func:`kernel` compiles it.
+    """
+
+    def declare(fn):
+        fn.signature = signature
+        return fn
+
+    return declare
+
+
+@functools.cache
+def kernel(fn, dtype, sparse=False):
+    """Return the concrete function of one entry point for one dtype, traced on first use.
+
+    ``sparse`` selects the variant whose ``X`` is a ``tf.SparseTensor``. Input
+    signatures are shape-free, so an entry point is traced once per dtype and
+    reused by every later fit; :func:`trace_count` counts the traces.
+    """
+
+    @functools.wraps(fn)
+    def counted(*args):
+        _traces[fn.__name__] += 1
+        return fn(*args)
+
+    signature = fn.signature(_Specs(dtype, sparse))
+    # A concrete function skips the per-call signature matching of tf.function.
+    return tf.function(counted, autograph=False, input_signature=signature).get_concrete_function()
 
 
 # ----------------------------------------------------------------------------
@@ -211,7 +398,7 @@ def _gradient_norm(pb, G):
 def _converged(pb, G, J, tol):
     """Whether every target meets the gradient rule, or fits y to rounding."""
     # A tensor of the data's dtype: numpy < 2 would promote a float32 scalar here.
-    level = tf.constant((_ROUNDING_EPS * np.finfo(pb.X.dtype.as_numpy_dtype).eps) ** 2, J.dtype)
+    level = tf.constant((ROUNDING_EPS * np.finfo(pb.X.dtype.as_numpy_dtype).eps) ** 2, J.dtype)
     exact = J <= level * pb.J_null
     return tf.reduce_all((_gradient_norm(pb, G) <= tol * tf.sqrt(J)) | exact)
 
@@ -317,7 +504,7 @@ def _spread(d, d2, S):
     Exactly 0 only for a constant column (``d2 = 0``); rounding cannot make a
     spread vanish otherwise.
     """
-    return tf.where(tf.equal(d2, 0.0), d2, tf.maximum(d2 - tf.square(d) / S, _EPS64 * d2))
+    return tf.where(tf.equal(d2, 0.0), d2, tf.maximum(d2 - tf.square(d) / S, EPS64 * d2))
 
 
 def _sparse_column_moments(X, s):
@@ -351,7 +538,7 @@ def _sparse_column_moments(X, s):
     return shift + d / S, _spread(d, d2, S)
 
 
-def _merge_moments(a, b):
+def merge_moments(a, b):
     """Moments of the union of two row sets (Chan et al.); ``a`` may be empty (S = 0)."""
     S = a.S + b.S
     share = b.S / S
@@ -428,8 +615,23 @@ def _start(pb, V, G, J, tol, finite):
     return -_precondition(pb, G), best, status, _user_units(pb, V, G, J)
 
 
-def _prepare(X, Y, s, fit_intercept, alpha, coef_init, intercept_init, prior, tol):
-    """Build the problem and the starting state of the descent.
+def keep_downhill(pb, G, P):
+    """Return P where it points downhill from gradient G, steepest descent elsewhere.
+
+    A carried direction (warm start, ``partial_fit``) was chosen on another
+    gradient: it must still point downhill.
+    """
+    return tf.where((_column_dot(G, P) < 0)[None, :], P, -_precondition(pb, G))
+
+
+# ----------------------------------------------------------------------------
+# Compiled entry points on data in memory. Each Python body runs only while
+# TensorFlow traces it.
+
+
+@_compiled(lambda t: [t.data, t.mat, t.vec, t.flag, t.num, t.mat, t.vec, t.moments, t.num])
+def prepare(X, Y, s, fit_intercept, alpha, coef_init, intercept_init, prior, tol):
+    """Build the problem and the starting :class:`Start` of the descent.
 
     The preconditioner comes from the moments of these rows merged into
     ``prior`` (the rows trained on before; ``prior.S = 0`` for none). The start
@@ -438,16 +640,15 @@ def _prepare(X, Y, s, fit_intercept, alpha, coef_init, intercept_init, prior, to
     for the moments, one for the residual and one for the gradient (and one to
     centre X in a copy, when it must be).
     """
-    _traces["prepare"] += 1
     chunk = _weighted_moments(X, Y, s)
-    stats = _merge_moments(prior, chunk)
+    stats = merge_moments(prior, chunk)
     pb, finite = _problem(X, Y, s, stats, fit_intercept, alpha, tf.cast(chunk.S, X.dtype))
     V = _initial(pb, coef_init, intercept_init)
     R = _forward(pb, pb.X, V) - pb.Yc
     G = _gradient(pb, V, R)
     J = _objective(pb, V, R)
     P, best, status, units = _start(pb, V, G, J, tol, finite)
-    return pb, stats, V, R, G, P, best, status, units
+    return Start(pb, stats, Descent(V, R, G, P, best, tf.constant(0)), status, units)
 
 
 def _line_step(G, P, curvature, conjugate, eta):
@@ -470,45 +671,42 @@ def _next_direction(G, Z, G_new, Z_new, P, conjugate, restart=None):
     return tf.where((_column_dot(G_new, P) < 0)[None, :], P, -Z_new)
 
 
-def _judge(pb, G_new, J, best, n_bad, conjugate, rtol, patience, tol, limit):
+def _judge(pb, G_new, J, best, n_bad, progress, tol, limit):
     """Progress and status after an epoch: (objective, best, n_bad, status, diverged)."""
     objective = tf.reduce_sum(J)
     # best = (lowest objective, lowest gradient norm). Along conjugate directions
     # the objective may stop changing in flat directions while the gradient still
     # falls, which is progress.
     grad = tf.reduce_max(_gradient_norm(pb, G_new))
-    improved = (objective < best[0] - rtol * tf.abs(best[0])) | (
-        conjugate & (grad < best[1] * _GRADIENT_PROGRESS)
+    improved = (objective < best[0] - progress.rtol * tf.abs(best[0])) | (
+        progress.conjugate & (grad < best[1] * _GRADIENT_PROGRESS)
     )
     n_bad = tf.where(improved, 0, n_bad + 1)
     best = tf.minimum(best, tf.stack([objective, grad]))
     status = tf.where(_converged(pb, G_new, J, tol), CONVERGED, RUNNING)
-    status = tf.where(n_bad >= patience, STALLED, status)
+    status = tf.where(n_bad >= progress.patience, STALLED, status)
     # A diverging epoch is not taken: the caller keeps the state from before it, so
     # that it can retry the epoch with a smaller step.
     diverged = ~(tf.math.is_finite(objective) & (objective <= limit))
     return objective, best, n_bad, tf.where(diverged, DIVERGED, status), diverged
 
 
-def _full_batch(pb, state, n_epochs, rule, tol, limit):
+@_compiled(lambda t: [t.problem, t.descent, t.count, t.schedule, t.progress, t.num, t.num])
+def full_batch(pb, state, n_epochs, schedule, progress, tol, limit):
     """Run up to ``n_epochs`` full-gradient steps in one graph, stopping by rule.
 
-    ``state`` is ``(V, R, G, P, best, n_bad)``: scaled coefficients, residual,
-    gradient, search direction, (lowest objective, lowest gradient norm) and
-    epochs without progress; it is returned updated, so a fit can run in chunks.
-    ``rule`` is ``(conjugate, eta, power_t, t0, rtol, patience)``: conjugate
-    directions with exact steps, or steepest descent with ``eta / (t+1)^power_t``
-    from step ``t0``; and the progress test of the module docstring. An epoch whose
-    objective exceeds ``limit`` (or is not finite) ends the run as DIVERGED without
-    being taken: the state and the objectives returned are those before it.
+    ``state`` (a :class:`Descent`) is returned updated, so a fit can run in
+    chunks. Conjugate directions with exact steps (``progress.conjugate``), or
+    steepest descent with the steps of ``schedule``; the progress rule of the
+    module docstring. An epoch whose objective exceeds ``limit`` (or is not
+    finite) ends the run as DIVERGED without being taken: the state and the
+    losses returned are those before it.
     """
-    _traces["full_batch"] += 1
-    conjugate, eta0, power_t, t0, rtol, patience = rule
+    conjugate = progress.conjugate
     V, R, G, P, best, n_bad = state
     # Grown as epochs run: a size of n_epochs would reserve max_iter slots up front.
     objectives = tf.TensorArray(pb.X.dtype, size=0, dynamic_size=True)
-    # A carried direction (warm start, partial_fit) must still point downhill.
-    P = tf.where((_column_dot(G, P) < 0)[None, :], P, -_precondition(pb, G))
+    P = keep_downhill(pb, G, P)
 
     def refresh(V, P):
         # The updated residual drifts by rounding: recompute it before trusting it.
@@ -521,7 +719,7 @@ def _full_batch(pb, state, n_epochs, rule, tol, limit):
         Z = _precondition(pb, G)
         Q = _forward(pb, pb.X, P_old)
         curvature = (2.0 / pb.S) * _column_dot(pb.s[:, None] * Q, Q) + 2.0 * _penalty(pb, P_old)
-        eta = _line_step(G, P_old, curvature, conjugate, _step_size(eta0, power_t, t0, i))
+        eta = _line_step(G, P_old, curvature, conjugate, _step_size(*schedule, i))
         V = V_old + eta[None, :] * P_old
         R = R_old + eta[None, :] * Q
         G_new = _gradient(pb, V, R)
@@ -534,7 +732,7 @@ def _full_batch(pb, state, n_epochs, rule, tol, limit):
         )
         P = _next_direction(G, Z, G_new, Z_new, P, conjugate)
         objective, best, n_bad, status, diverged = _judge(
-            pb, G_new, J, best_old, n_bad_old, conjugate, rtol, patience, tol, limit
+            pb, G_new, J, best_old, n_bad_old, progress, tol, limit
         )
         objectives = objectives.write(i, objective)
         kept = [tf.where(diverged, old, new) for old, new in zip(
@@ -549,21 +747,20 @@ def _full_batch(pb, state, n_epochs, rule, tol, limit):
         (0, V, R, G, P, best, n_bad, objectives, RUNNING),
     )
     units = _user_units(pb, V, G, _objective(pb, V, R))
-    return (V, R, G, P, best, n_bad), objectives.stack()[:i], status, units
+    return Epochs(Descent(V, R, G, P, best, n_bad), objectives.stack()[:i], status, units)
 
 
-def _minibatch_pass(pb, V, order, offsets, rule, n_total):
+@_compiled(lambda t: [t.problem, t.mat, t.ints, t.ints, t.schedule, t.num])
+def minibatch_pass(pb, V, order, offsets, schedule, n_total):
     """Mini-batch steps over the rows of ``pb``; batch j is ``order[offsets[j]:offsets[j+1]]``.
 
-    ``rule`` is ``(eta, power_t, t0)``: step j takes ``eta / (t0 + j + 1)^power_t``.
+    Step j takes ``schedule.eta / (schedule.t0 + j + 1)^schedule.power_t``.
     ``n_total`` is the number of rows of the whole data set (more than these when
     they are one chunk of a stream), which with ``pb.S`` scales a batch's gradient
     into an unbiased estimate of the full one. Returns V, each batch's weighted
     squared error before its step summed over batches and divided by ``pb.S``
     (per target), and the sum of the batch gradients.
     """
-    _traces["minibatch_pass"] += 1
-    eta, power_t, t0 = rule
     dtype = pb.X.dtype
     n_batches = tf.shape(offsets)[0] - 1
     starts = _row_starts(pb.X) if _is_sparse(pb.X) else None
@@ -577,7 +774,7 @@ def _minibatch_pass(pb, V, order, offsets, rule, n_total):
         scale = 2.0 * n_total / (tf.cast(tf.shape(rows)[0], dtype) * pb.S)
         Gb = scale * _backward(pb, Xb, sb[:, None] * Rb) + _penalty_gradient(pb, V)
         fit_sums += tf.reduce_sum(sb[:, None] * tf.square(Rb), axis=0) / pb.S
-        step = _step_size(eta, power_t, t0, j)
+        step = _step_size(*schedule, j)
         return j + 1, V - step * _precondition(pb, Gb), fit_sums, G_sum + Gb
 
     _, V, fit_sums, G_sum = tf.while_loop(
@@ -588,30 +785,30 @@ def _minibatch_pass(pb, V, order, offsets, rule, n_total):
     return V, fit_sums, G_sum
 
 
-def _minibatch_end(pb, V, fit_sums, G_sum, n_batches, tol):
+@_compiled(lambda t: [t.problem, t.mat, t.vec, t.mat, t.count, t.num])
+def minibatch_end(pb, V, fit_sums, G_sum, n_batches, tol):
     """Return an epoch's J estimate (summed over targets), gradient test and coefficients.
 
     J is the batches' squared errors plus the penalty at the end; the gradient
     is the mean of the ``n_batches`` batch gradients.
     """
-    _traces["minibatch_end"] += 1
     J = fit_sums + _penalty(pb, V)
     G = G_sum / tf.cast(n_batches, V.dtype)
-    return tf.reduce_sum(J), _converged(pb, G, J, tol), _user_units(pb, V, G, J)
+    return MinibatchEpoch(V, tf.reduce_sum(J), _converged(pb, G, J, tol), _user_units(pb, V, G, J))
 
 
-def _minibatch_epoch(pb, V, order, offsets, rule, tol):
-    """One epoch of mini-batch steps over the rows of ``pb`` (see :func:`_minibatch_pass`).
+@_compiled(lambda t: [t.problem, t.mat, t.ints, t.ints, t.schedule, t.num])
+def minibatch_epoch(pb, V, order, offsets, schedule, tol):
+    """One epoch of mini-batch steps over the rows of ``pb`` (see :func:`minibatch_pass`).
 
-    Returns V; the epoch's estimate of J (each batch's weighted squared error
-    before its step, summed and divided by S, plus the penalty at the end),
-    summed over targets; whether the mean batch gradient meets ``tol``; and
-    the coefficients in the caller's units.
+    Returns a :class:`MinibatchEpoch`: V; the epoch's estimate of J (each
+    batch's weighted squared error before its step, summed and divided by S,
+    plus the penalty at the end), summed over targets; whether the mean batch
+    gradient meets ``tol``; and the coefficients in the caller's units.
     """
-    _traces["minibatch_epoch"] += 1
     n_total = tf.cast(_n_rows(pb.X), pb.X.dtype)
-    V, fit_sums, G_sum = _minibatch_pass(pb, V, order, offsets, rule, n_total)
-    return (V, *_minibatch_end(pb, V, fit_sums, G_sum, tf.shape(offsets)[0] - 1, tol))
+    V, fit_sums, G_sum = minibatch_pass(pb, V, order, offsets, schedule, n_total)
+    return minibatch_end(pb, V, fit_sums, G_sum, tf.shape(offsets)[0] - 1, tol)
 
 
 def _power_iteration(pb, hessian):
@@ -671,9 +868,9 @@ def _smoothness_bound(pb, row, n_total, S_total):
     return tf.cast(scale * row, pb.inv_d.dtype) + reg
 
 
-def _smoothness(pb):
+@_compiled(lambda t: [t.problem])
+def smoothness(pb):
     """Largest eigenvalue of ``M^-1 H`` (power iteration) and the largest one-row one."""
-    _traces["smoothness"] += 1
 
     def hessian(v):
         return (2.0 / pb.S) * _backward(pb, pb.X, pb.s[:, None] * _forward(pb, pb.X, v))
@@ -683,49 +880,54 @@ def _smoothness(pb):
 
 
 # ----------------------------------------------------------------------------
-# Kernels of a stream: the data arrive in chunks, one pass per epoch. The
-# driver sums the chunks' products; these kernels take the steps from the sums.
+# Entry points of a stream: the data arrive in chunks, one pass per epoch. The
+# data object sums the chunks' products; these kernels take the steps from the sums.
 
 
-def _chunk_problem(X, Y, s, stats, fit_intercept, alpha, S):
-    """Return the :class:`Problem` of one chunk of a stream, under the stream's moments."""
-    _traces["chunk_problem"] += 1
+@_compiled(lambda t: [t.data, t.mat, t.vec, t.moments, t.flag, t.num, t.num])
+def chunk_problem(X, Y, s, stats, fit_intercept, alpha, S):
+    """Return the :class:`Problem` of one chunk of a stream under the stream's moments.
+
+    Also returns whether the preconditioner is finite.
+    """
     return _problem(X, Y, s, stats, fit_intercept, alpha, S)
 
 
-def _chunk_moments(X, Y, s):
-    """Weighted moments of one chunk (see :func:`_weighted_moments`)."""
-    _traces["chunk_moments"] += 1
+@_compiled(lambda t: [t.data, t.mat, t.vec])
+def chunk_moments(X, Y, s):
+    """Weighted :class:`Moments` of one chunk (see :func:`_weighted_moments`)."""
     return _weighted_moments(X, Y, s)
 
 
-def _chunk_gradient(pb, V):
+@_compiled(lambda t: [t.problem, t.mat])
+def chunk_gradient(pb, V):
     """Return a chunk's share of the gradient and of J, without the penalty."""
-    _traces["chunk_gradient"] += 1
     R = _forward(pb, pb.X, V) - pb.Yc
     G = (2.0 / pb.S) * _backward(pb, pb.X, pb.s[:, None] * R)
     return G, tf.reduce_sum(pb.s[:, None] * tf.square(R), axis=0) / pb.S
 
 
-def _chunk_products(pb, V, P):
-    """Return a chunk's shares of G, J (at V), ``H P`` and ``P^T H P``, without penalty.
+@_compiled(lambda t: [t.problem, t.mat, t.mat])
+def chunk_products(pb, V, P):
+    """Return a chunk's :class:`ChunkProducts`: G and J at V, ``H P`` and ``P^T H P``.
 
     One read of the chunk gives the gradient at the current point and the
     curvature along the direction: the step needs both.
     """
-    _traces["chunk_products"] += 1
     k = tf.shape(V)[1]
     # One product with [V, P] and one with [sR, sQ]: two reads of X, as in memory.
     both = _forward(pb, pb.X, tf.concat([V, P], 1))
     R, Q = both[:, :k] - pb.Yc, both[:, k:]
     sR, sQ = pb.s[:, None] * R, pb.s[:, None] * Q
     GH = (2.0 / pb.S) * _backward(pb, pb.X, tf.concat([sR, sQ], 1))
-    return GH[:, :k], _column_dot(sR, R) / pb.S, GH[:, k:], (2.0 / pb.S) * _column_dot(sQ, Q)
+    return ChunkProducts(
+        GH[:, :k], _column_dot(sR, R) / pb.S, GH[:, k:], (2.0 / pb.S) * _column_dot(sQ, Q)
+    )
 
 
-def _chunk_gram(pb):
+@_compiled(lambda t: [t.problem])
+def chunk_gram(pb):
     """Return a chunk's ``A^T diag(s) A`` in float64 and its largest one-row curvature."""
-    _traces["chunk_gram"] += 1
     wide = tf.float64
     A = (tf.cast(pb.X, wide) - tf.cast(pb.shift, wide)) * tf.cast(pb.inv_d[:-1], wide)
     A = tf.concat([A, tf.fill([tf.shape(A)[0], 1], tf.cast(pb.inv_d[-1], wide))], 1)
@@ -733,9 +935,9 @@ def _chunk_gram(pb):
     return gram, _row_norm_max(pb)
 
 
-def _stream_initial(pb, coef_init, intercept_init):
+@_compiled(lambda t: [t.problem, t.mat, t.vec])
+def stream_initial(pb, coef_init, intercept_init):
     """Return the scaled variables of a start in the caller's units (:func:`_initial`)."""
-    _traces["stream_initial"] += 1
     return _initial(pb, coef_init, intercept_init)
 
 
@@ -744,159 +946,75 @@ def _with_penalty(pb, V, G_data, J_data):
     return G_data + _penalty_gradient(pb, V), J_data + _penalty(pb, V)
 
 
-def _stream_start(pb, V, G_data, J_data, tol, finite):
-    """Return G and J from the chunks' sums, and the start of a descent from V."""
-    _traces["stream_start"] += 1
+@_compiled(lambda t: [t.problem, t.mat, t.mat, t.vec, t.num, t.flag])
+def stream_start(pb, V, G_data, J_data, tol, finite):
+    """Return the :class:`StreamDescent`, status and units of a descent from V.
+
+    G and J come from the chunks' sums of :func:`chunk_gradient`.
+    """
     G, J = _with_penalty(pb, V, G_data, J_data)
-    return (G, J, *_start(pb, V, G, J, tol, finite))
+    P, best, status, units = _start(pb, V, G, J, tol, finite)
+    return StreamDescent(V, J, G, P, best, tf.constant(0)), status, units
 
 
-def _stream_gradient(pb, V, G_data, J_data):
-    """Return G and J at V from the chunks' sums of :func:`_chunk_gradient`."""
-    _traces["stream_gradient"] += 1
+@_compiled(lambda t: [t.problem, t.mat, t.mat, t.vec])
+def stream_gradient(pb, V, G_data, J_data):
+    """Return G and J at V from the chunks' sums of :func:`chunk_gradient`."""
     return _with_penalty(pb, V, G_data, J_data)
 
 
-def _stream_step(pb, V, G_data, J_data, P, HP_data, curvature_data, conjugate, eta, tol):
-    """One full-batch step from the chunks' sums of :func:`_chunk_products`.
+@_compiled(lambda t: [t.problem, t.mat, t.mat, ChunkProducts(t.mat, t.vec, t.mat, t.vec), t.flag,
+                      t.num, t.num])  # fmt: skip
+def stream_step(pb, V, P, products, conjugate, eta, tol):
+    """One full-batch step from ``products``, the chunks' sums of :func:`chunk_products`.
 
     G and J at V come from the data; J is quadratic, so along P
     ``J(V + t P) = J + t g.P + t^2 P^T H P / 2`` and ``g(V + t P) = g + t H P``.
     A target for which P does not point downhill (the direction was chosen on
     the previous pass's estimate of this gradient) takes no step and restarts
-    from steepest descent. Returns G and J at V; V, G and J after the step; the
-    targets that restart; and whether the gradient rule holds after the step
-    (the driver then recomputes G and J from the data before it trusts that, as
-    :func:`_full_batch` recomputes the residual).
+    from steepest descent. Returns a :class:`StreamStep`; the data object
+    recomputes G and J from the data before it trusts the gradient rule, as
+    :func:`full_batch` recomputes the residual.
     """
-    _traces["stream_step"] += 1
-    G, J = _with_penalty(pb, V, G_data, J_data)
+    G, J = _with_penalty(pb, V, products.G, products.J)
     downhill = _column_dot(G, P) < 0
-    curvature = curvature_data + 2.0 * _penalty(pb, P)
+    curvature = products.curvature + 2.0 * _penalty(pb, P)
     step = _line_step(G, P, curvature, conjugate, eta)
     step = tf.where(downhill, step, tf.zeros_like(step))
     V_new = V + step[None, :] * P
-    G_new = G + step[None, :] * (HP_data + _penalty_gradient(pb, P))
+    G_new = G + step[None, :] * (products.HP + _penalty_gradient(pb, P))
     J_new = J + step * _column_dot(G, P) + 0.5 * tf.square(step) * curvature
-    return G, J, V_new, G_new, J_new, ~downhill, _converged(pb, G_new, J_new, tol)
+    return StreamStep(G, J, V_new, G_new, J_new, ~downhill, _converged(pb, G_new, J_new, tol))
 
 
-def _stream_advance(pb, V, G, P, G_new, J, restart, refreshed, best, n_bad, rule, tol, limit):
-    """Return the next direction and the stopping tests after :func:`_stream_step`.
+@_compiled(lambda t: [t.problem, t.mat, t.mat, t.mat, t.mat, t.vec, t.flags, t.flag, t.vec,
+                      t.count, t.progress, t.num, t.num])  # fmt: skip
+def stream_advance(pb, V, G, P, G_new, J, restart, refreshed, best, n_bad, progress, tol, limit):
+    """Return the next direction and the stopping tests after :func:`stream_step`.
 
-    ``rule`` is ``(conjugate, rtol, patience)``. The direction restarts from
-    steepest descent for the targets in ``restart``, and for all of them where
-    ``refreshed`` (G and J were recomputed) and the gradient rule no longer holds.
+    The direction restarts from steepest descent for the targets in ``restart``,
+    and for all of them where ``refreshed`` (G and J were recomputed) and the
+    gradient rule no longer holds. Returns a :class:`StreamAdvance`.
     """
-    _traces["stream_advance"] += 1
-    conjugate, rtol, patience = rule
     Z, Z_new = _precondition(pb, G), _precondition(pb, G_new)
     restart = restart | (refreshed & ~_converged(pb, G_new, J, tol))
-    P = _next_direction(G, Z, G_new, Z_new, P, conjugate, restart)
-    objective, best, n_bad, status, diverged = _judge(
-        pb, G_new, J, best, n_bad, conjugate, rtol, patience, tol, limit
-    )
-    return P, objective, best, n_bad, status, _user_units(pb, V, G_new, J)
+    P = _next_direction(G, Z, G_new, Z_new, P, progress.conjugate, restart)
+    objective, best, n_bad, status, _ = _judge(pb, G_new, J, best, n_bad, progress, tol, limit)
+    return StreamAdvance(P, objective, best, n_bad, status, _user_units(pb, V, G_new, J))
 
 
-def _stream_units(pb, V, G, J):
-    """Coefficients in the caller's units, as :func:`_user_units`."""
-    _traces["stream_units"] += 1
+@_compiled(lambda t: [t.problem, t.mat, t.mat, t.vec])
+def stream_units(pb, V, G, J):
+    """:class:`Units` of V, as :func:`_user_units`."""
     return _user_units(pb, V, G, J)
 
 
-def _gram_smoothness(pb, gram, row, n_total):
-    """:func:`_smoothness` of a stream, from its Gram matrix and largest row."""
-    _traces["gram_smoothness"] += 1
+@_compiled(lambda t: [t.problem, t.wide_mat, t.wide_num, t.num])
+def gram_smoothness(pb, gram, row, n_total):
+    """:func:`smoothness` of a stream, from its Gram matrix and largest row."""
     wide = tf.float64
 
     def hessian(v):
         return tf.cast((2.0 / tf.cast(pb.S, wide)) * tf.matmul(gram, tf.cast(v, wide)), v.dtype)
 
     return _power_iteration(pb, hessian), _smoothness_bound(pb, row, n_total, pb.S)
-
-
-@functools.cache
-def kernel(fn, dtype, sparse=False):
-    """Return the concrete function of one kernel for one dtype, traced on first use.
-
-    ``sparse`` selects the variant whose ``X`` is a ``tf.SparseTensor``.
-    """
-    mat = tf.TensorSpec([None, None], dtype)
-    data = tf.SparseTensorSpec([None, None], dtype) if sparse else mat
-    vec = tf.TensorSpec([None], dtype)
-    num = tf.TensorSpec([], dtype)
-    ints = tf.TensorSpec([None], tf.int64)
-    count = tf.TensorSpec([], tf.int32)
-    flag = tf.TensorSpec([], tf.bool)
-    wide = tf.TensorSpec([None], tf.float64)
-    moments = Moments(tf.TensorSpec([], tf.float64), wide, wide, wide, wide)
-    pb = Problem(
-        X=data,
-        Yc=mat,
-        s=vec,
-        m=vec,
-        shift=vec,
-        inv_d=vec,
-        pen=vec,
-        mu=vec,
-        ybar=vec,
-        J_null=vec,
-        S=num,
-        alpha=num,
-    )
-    state = (mat, mat, mat, mat, vec, count)  # V, R, G, P, best, n_bad
-    signature = {
-        # X, Y, s, fit_intercept, alpha, coef_init, intercept_init, prior, tol
-        _prepare: [data, mat, vec, flag, num, mat, vec, moments, num],
-        # pb, state, n_epochs, (conjugate, eta, power_t, t0, rtol, patience), tol, limit
-        _full_batch: [pb, state, count, (flag, num, num, num, num, count), num, num],
-        # pb, V, order, offsets, (eta, power_t, t0), tol
-        _minibatch_epoch: [pb, mat, ints, ints, (num, num, num), num],
-        _smoothness: [pb],
-        # Streams: X, Y, s, stats, fit_intercept, alpha, S
-        _chunk_problem: [data, mat, vec, moments, flag, num, num],
-        _chunk_moments: [data, mat, vec],
-        _chunk_gradient: [pb, mat],
-        # pb, V, P
-        _chunk_products: [pb, mat, mat],
-        _chunk_gram: [pb],
-        # pb, V, order, offsets, (eta, power_t, t0), n_total
-        _minibatch_pass: [pb, mat, ints, ints, (num, num, num), num],
-        # pb, V, fit_sums, G_sum, n_batches, tol
-        _minibatch_end: [pb, mat, vec, mat, count, num],
-        _stream_initial: [pb, mat, vec],
-        # pb, V, G_data, J_data, tol, finite
-        _stream_start: [pb, mat, mat, vec, num, flag],
-        # pb, V, G_data, J_data
-        _stream_gradient: [pb, mat, mat, vec],
-        # pb, V, G_data, J_data, P, HP_data, curvature_data, conjugate, eta, tol
-        _stream_step: [pb, mat, mat, vec, mat, mat, vec, flag, num, num],
-        # pb, V, G, P, G_new, J, restart, refreshed, best, n_bad,
-        # (conjugate, rtol, patience), tol, limit
-        _stream_advance: [
-            pb,
-            mat,
-            mat,
-            mat,
-            mat,
-            vec,
-            tf.TensorSpec([None], tf.bool),
-            flag,
-            vec,
-            count,
-            (flag, num, count),
-            num,
-            num,
-        ],  # fmt: skip
-        _stream_units: [pb, mat, mat, vec],
-        # pb, gram, row, n_total
-        _gram_smoothness: [
-            pb,
-            tf.TensorSpec([None, None], tf.float64),
-            tf.TensorSpec([], tf.float64),
-            num,
-        ],  # fmt: skip
-    }[fn]
-    # A concrete function skips the per-call signature matching of tf.function.
-    return tf.function(fn, autograph=False, input_signature=signature).get_concrete_function()

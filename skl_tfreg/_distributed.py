@@ -21,12 +21,14 @@ to the order in which the sums are added.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 
 import numpy as np
 import tensorflow as tf
 
 from . import _core
-from ._training import aligned
+from ._streaming import Stream
+from ._tensors import aligned, is_sparse
 
 #: Seconds a collective waits for the other workers when the strategy sets no
 #: timeout of its own: a worker that died surfaces as an error, not a hang.
@@ -80,8 +82,75 @@ def current_replicas():
     return replicas
 
 
+def check_parameters(replicas, params):
+    """Refuse the parameters that cannot train under a strategy.
+
+    Parameters
+    ----------
+    replicas : Replicas or None
+        The strategy's replicas; None (no strategy) allows everything.
+    params : dict
+        The estimator's ``get_params(deep=False)``.
+
+    Raises
+    ------
+    ValueError
+        For mini-batches and for early stopping under a strategy.
+    """
+    if replicas is not None and params["batch_size"] != "auto":
+        raise ValueError(
+            f"Mini-batches cannot train under {replicas.name}: every step would need an "
+            "all-reduce across the replicas. Use batch_size='auto' (full-batch epochs: "
+            "the fit of all the replicas' rows together, one all-reduce per epoch)."
+        )
+    if replicas is not None and params["early_stopping"]:
+        raise ValueError(
+            f"early_stopping=True holds rows out on each worker, which is not supported "
+            f"under {replicas.name}; set early_stopping=False."
+        )
+
+
+def fingerprint(params, dtype, coef_init, intercept_init, state):
+    """Return a digest of what every worker of a strategy must share.
+
+    The parameters that shape training (not ``random_state`` or ``verbose``,
+    which a full-batch fit does not use to compute), the dtype, and the
+    starting point and state of a warm start or ``partial_fit``.
+
+    Parameters
+    ----------
+    params : dict
+        The estimator's ``get_params(deep=False)``.
+    dtype : numpy dtype or None
+        The training data's dtype, where known before training.
+    coef_init, intercept_init : ndarray or None
+        The starting point.
+    state : TrainState or None
+        The training state carried from an earlier call.
+
+    Returns
+    -------
+    digest : bytes
+    """
+    digest = hashlib.sha256()
+    for name, value in sorted(params.items()):
+        if name not in ("random_state", "verbose"):
+            digest.update(f"{name}={value!r};".encode())
+    digest.update(repr(None if dtype is None else np.dtype(dtype).name).encode())
+    arrays = [coef_init, intercept_init]
+    if state is not None:
+        arrays += [*state.moments, *(state.direction or ()), state.best]
+        digest.update(repr((sorted(state.steps.items()), state.n_bad, state.t)).encode())
+    for array in arrays:
+        if array is not None:
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.digest()
+
+
 class Replicas:
     """The local replicas of a strategy, and the all-reduce across all of them.
+
+    A :class:`skl_tfreg._data.ReplicaSet`.
 
     Parameters
     ----------
@@ -243,7 +312,7 @@ class Replicas:
         spread, own, size = second[: p + k], second[p + k : 2 * (p + k)], second[2 * (p + k) :]
         # A column constant on every replica has spreads of exactly 0 there; the global
         # mean's rounding must not give it one (it would be scaled by 1 / rounding).
-        constant = tf.equal(own, 0.0) & (spread <= (_core._ROUNDING_EPS * _core._EPS64) ** 2 * size)
+        constant = tf.equal(own, 0.0) & (spread <= (_core.ROUNDING_EPS * _core.EPS64) ** 2 * size)
         spread = tf.where(constant, tf.zeros_like(spread), spread)
         return _core.Moments(S, x_mean, spread[:p], y_mean, spread[p:]), n_samples
 
@@ -279,8 +348,11 @@ def together(replicas):
         replicas.agree(agreement["fingerprint"])
 
 
-def shards(X, Y, sample_weight, n):
-    """Return a chunk source that splits the rows into ``n`` contiguous shards.
+def replicated(X, Y, sample_weight, replicas):
+    """Return this worker's rows as a :class:`~skl_tfreg._streaming.Stream` over ``replicas``.
+
+    The rows are split into one contiguous shard per local replica; the stream
+    all-reduces its sums across every replica of every worker.
 
     Parameters
     ----------
@@ -290,20 +362,29 @@ def shards(X, Y, sample_weight, n):
         Their targets.
     sample_weight : ndarray of shape (n_samples,)
         Their weights.
-    n : int
-        Number of local replicas: shard ``r`` goes to replica ``r``.
+    replicas : Replicas
+        The strategy's replicas.
 
     Returns
     -------
-    chunks : callable
-        ``chunks()`` yields ``(X, Y, sample_weight)`` of each shard, in order.
+    stream : Stream
+        Full-batch training data.
     """
-    X = X.tocsr() if hasattr(X, "tocsr") else X  # COO has no rows to slice
+    return Stream(_shards(X, Y, sample_weight, replicas.n), replicas=replicas)
+
+
+def _shards(X, Y, sample_weight, n):
+    """Return a chunk source that splits the rows into ``n`` contiguous shards.
+
+    Shard ``r`` goes to local replica ``r``; ``chunks()`` yields
+    ``(X, Y, sample_weight)`` of each shard, in order.
+    """
+    X = X.tocsr() if is_sparse(X) else X  # COO has no rows to slice
     bounds = np.linspace(0, X.shape[0], n + 1).astype(int)
     # Every epoch reads the shards again: make each one shareable with TensorFlow once
     # (at most one copy of X, as in a plain fit), not at every pass.
     parts = [
-        (X[a:b] if hasattr(X, "tocsr") else aligned(X[a:b]), Y[a:b], sample_weight[a:b])
+        (X[a:b] if is_sparse(X) else aligned(X[a:b]), Y[a:b], sample_weight[a:b])
         for a, b in zip(bounds[:-1], bounds[1:], strict=True)
     ]
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import warnings
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,12 +17,33 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _distributed, _persistence, _savedmodel, _streaming, _training
-from ._batching import iter_batches, iter_epochs
 from ._callbacks import CallbackSupportMixin, EpochCallbacks, has_callbacks
+from ._data import InMemory
+from ._status import Status
 
 # What fit and partial_fit store (and a fit of a new model clears first).
 _FITTED = ("coef_", "intercept_", "n_iter_", "t_", "loss_curve_", "validation_scores_",
            "_train_state")  # fmt: skip
+
+
+class _Arrays(NamedTuple):
+    """Validated training arrays."""
+
+    X: np.ndarray  # (n_samples, n_features), or scipy.sparse; float32 or float64
+    Y: np.ndarray  # (n_samples, n_targets), X's dtype
+    sample_weight: np.ndarray  # (n_samples,), X's dtype
+    single: bool  # whether y was 1-D
+
+
+class _Start(NamedTuple):
+    """Where a training call starts: the fitted model, or nothing (a new model)."""
+
+    coef_init: np.ndarray | None  # (n_features, n_targets)
+    intercept_init: np.ndarray | None  # (n_targets,); NaN where the intercept is frozen
+    state: _training.TrainState | None
+
+# What a warm start on other targets is told to do.
+_NEW_MODEL_HINT = "set warm_start=False to fit a new model"
 
 # Sparse X trains as given in these formats (others are converted to CSR), never densified.
 _SPARSE_FORMATS = ["csr", "csc", "coo"]
@@ -235,7 +256,7 @@ class SGDL2Regressor(*_BASES):
     def _validate_training_data(
         self, X, y, sample_weight, *, reset, dtype=None, finite=False, chunk=False
     ):
-        """Return X, y as (n_samples, n_targets), the weights, and whether y was 1-D.
+        """Return the validated :class:`_Arrays`: X, y as (n_samples, n_targets), the weights.
 
         Unless ``finite``, X is not scanned for NaN and infinity here: the first
         product of the fit (the weighted column sums) shows them, and then
@@ -278,7 +299,7 @@ class SGDL2Regressor(*_BASES):
                 f"The sample_weight sum overflows {X.dtype.name}; rescale the weights (only "
                 "their ratios matter)."
             )
-        return X, y.reshape(len(y), -1), sample_weight, y.ndim == 1
+        return _Arrays(X, y.reshape(len(y), -1), sample_weight, y.ndim == 1)
 
     def _check_targets(self, Y, single, action):
         fitted = 1 if np.ndim(self.coef_) == 1 else self.coef_.shape[0]
@@ -290,12 +311,54 @@ class SGDL2Regressor(*_BASES):
             )
 
     def _initial_state(self):
-        """(coef_init, intercept_init, state) to continue from the fitted model."""
+        """Return the :class:`_Start` that continues from the fitted model."""
         coef = np.atleast_2d(self.coef_).T  # (n_features, n_targets)
         intercept = np.atleast_1d(self.intercept_)
         if not self.fit_intercept:
             intercept = np.full_like(intercept, np.nan)  # frozen at 0 in any case
-        return coef, intercept, getattr(self, "_train_state", None)
+        return _Start(coef, intercept, getattr(self, "_train_state", None))
+
+    def _open(self, *, resume, validate):
+        """Open a training call: the one opening of fit, partial_fit and fit_stream.
+
+        Unless training continues from the fitted model (``resume``), the fitted
+        attributes are cleared first: a call that fails leaves the estimator
+        unfitted, not half of the old model beside the new ``n_features_in_``.
+        ``validate(replicas)`` checks the input and returns ``(inputs, dtype)``.
+        Under a tf.distribute strategy every worker then agrees on the settings
+        and the starting point before any training (:mod:`skl_tfreg._distributed`).
+
+        Returns
+        -------
+        replicas : Replicas or None
+            The strategy's replicas, or None outside any strategy's scope.
+        inputs : object
+            What ``validate`` returned.
+        start : _Start
+            Where training starts.
+        """
+        if not resume:
+            for name in _FITTED:
+                self.__dict__.pop(name, None)
+        replicas = _distributed.current_replicas()
+        params = self.get_params(deep=False)
+        with _distributed.together(replicas) as agreement:
+            _distributed.check_parameters(replicas, params)
+            inputs, dtype = validate(replicas)
+            start = self._initial_state() if resume else _Start(None, None, None)
+            agreement["fingerprint"] = _distributed.fingerprint(params, dtype, *start)
+        return replicas, inputs, start
+
+    def _training_data(self, arrays, replicas):
+        """Return the :class:`~skl_tfreg._data.TrainingData` of validated arrays."""
+        X, Y, sample_weight, _ = arrays
+        if replicas is not None:  # this worker's rows, one shard per local replica
+            return _distributed.replicated(X, Y, sample_weight, replicas)
+        n_samples = X.shape[0]
+        batch_size = self.batch_size
+        if batch_size == "auto" or batch_size >= n_samples:
+            batch_size = None  # full batch: one step per epoch
+        return InMemory(X, Y, sample_weight, batch_size=batch_size, shuffle=self.shuffle)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -317,59 +380,36 @@ class SGDL2Regressor(*_BASES):
             The fitted estimator.
         """
         warm = self.warm_start and hasattr(self, "coef_")
-        if not warm:
-            # A new model: a fit that fails from here on leaves the estimator unfitted,
-            # not half of the old model beside the new n_features_in_.
-            for name in _FITTED:
-                self.__dict__.pop(name, None)
-        replicas = _distributed.current_replicas()
-        with _distributed.together(replicas) as agreement:
-            self._check_strategy(replicas)
-            # A warm start checks X against the fitted features and changes no state if
-            # they differ.
-            # Early stopping holds rows out of training: scan them all first.
-            # Under a strategy one worker's weights may all be 0 (the total may not), and
-            # X is scanned here: a NaN would reach every worker through the sums.
-            X, Y, sample_weight, single = self._validate_training_data(
+
+        def validate(replicas):
+            # Early stopping holds rows out of training: scan them all first. Under a
+            # strategy one worker's weights may all be 0 (the total may not), and X is
+            # scanned here: a NaN would reach every worker through the sums.
+            arrays = self._validate_training_data(
                 X, y, sample_weight, reset=not warm,
                 finite=self.early_stopping or replicas is not None, chunk=replicas is not None,
             )  # fmt: skip
-            coef_init, intercept_init, state = None, None, None
             if warm:
-                self._check_targets(Y, single, "set warm_start=False to fit a new model")
-                coef_init, intercept_init, state = self._initial_state()
-            agreement["fingerprint"] = self._fingerprint(X.dtype, coef_init, intercept_init, state)
+                self._check_targets(arrays.Y, arrays.single, _NEW_MODEL_HINT)
+            return arrays, arrays.X.dtype
+
+        replicas, arrays, start = self._open(resume=warm, validate=validate)
         rng = check_random_state(self.random_state)
-        validate = None
+        score = None
         if self.early_stopping:
-            X = X.tocsr() if sp.issparse(X) else X  # rows are taken out of it
-            X, Y, sample_weight, validate = self._validation_split(X, Y, sample_weight, rng)
-        n_samples = X.shape[0]
-        full_batch = self.batch_size == "auto" or self.batch_size >= n_samples
-        epochs = None
-        if not full_batch:
-            epochs = iter_epochs(n_samples, self.batch_size, shuffle=self.shuffle, random_state=rng)
+            arrays, score = self._validation_split(arrays, rng)
+        data = self._training_data(arrays, replicas)
         callbacks = None
         if has_callbacks(self):
-            metadata = {"sample_weight": sample_weight}
             callbacks = EpochCallbacks(
-                self, X, Y[:, 0] if single else Y, metadata, self.max_iter,
-                lambda c, b: self._attributes(c, b, single),
+                self, arrays.X, arrays.Y[:, 0] if arrays.single else arrays.Y,
+                {"sample_weight": arrays.sample_weight}, self.max_iter,
+                lambda c, b: self._attributes(c, b, arrays.single),
             )  # fmt: skip
         try:
-            result = self._train(
-                X, Y, sample_weight, epochs=epochs, max_iter=self.max_iter,
-                coef_init=coef_init, intercept_init=intercept_init, state=state,
-                validate=validate, callbacks=callbacks, replicas=replicas,
-            )  # fmt: skip
-            self._check_result(result, X.dtype, full_batch, X=X)
-            self._store(result, single)
-            self.n_iter_ = result.n_epochs
-            self.loss_curve_ = result.loss_curve
-            if self.early_stopping:
-                self.validation_scores_ = result.validation_scores
-            else:
-                self.__dict__.pop("validation_scores_", None)
+            result = self._train(data, start, rng, max_iter=self.max_iter, validate=score,
+                                 callbacks=callbacks)  # fmt: skip
+            self._finish(result, data, arrays.single, X=arrays.X)
         finally:
             if callbacks is not None:  # the fit's task ends with the fitted model, if any
                 fitted = hasattr(self, "coef_")
@@ -409,35 +449,21 @@ class SGDL2Regressor(*_BASES):
             The updated estimator.
         """
         first = not hasattr(self, "coef_")
-        replicas = _distributed.current_replicas()
-        with _distributed.together(replicas) as agreement:
-            self._check_strategy(replicas)
-            X, Y, sample_weight, single = self._validate_training_data(
+
+        def validate(replicas):
+            arrays = self._validate_training_data(
                 X, y, sample_weight, reset=first, dtype=None if first else self.coef_.dtype,
                 finite=replicas is not None, chunk=replicas is not None,
             )  # fmt: skip
-            coef_init, intercept_init, state = None, None, None
             if not first:
-                self._check_targets(Y, single, "call fit to start a new model")
-                coef_init, intercept_init, state = self._initial_state()
-            agreement["fingerprint"] = self._fingerprint(X.dtype, coef_init, intercept_init, state)
-        n_samples = X.shape[0]
-        full_batch = self.batch_size == "auto" or self.batch_size >= n_samples
-        epochs = None
-        if not full_batch:
-            done = 0 if first else self.n_iter_
-            epochs = [list(iter_batches(n_samples, self.batch_size, shuffle=self.shuffle,
-                                        random_state=self._chunk_rng(done)))]  # fmt: skip
-        result = self._train(
-            X, Y, sample_weight, epochs=epochs, max_iter=1, coef_init=coef_init,
-            intercept_init=intercept_init, state=state, accumulate=True, replicas=replicas,
-        )  # fmt: skip
-        self._check_result(result, X.dtype, full_batch, X=X, partial=True)
-        self._store(result, single)
-        self.n_iter_ = (0 if first else self.n_iter_) + result.n_epochs
-        previous = [] if first else [self.loss_curve_]
-        self.loss_curve_ = np.concatenate([*previous, result.loss_curve])
-        self.__dict__.pop("validation_scores_", None)
+                self._check_targets(arrays.Y, arrays.single, "call fit to start a new model")
+            return arrays, arrays.X.dtype
+
+        replicas, arrays, start = self._open(resume=not first, validate=validate)
+        data = self._training_data(arrays, replicas)
+        rng = self._chunk_rng(0 if first else self.n_iter_)
+        result = self._train(data, start, rng, max_iter=1, accumulate=True)
+        self._finish(result, data, arrays.single, X=arrays.X, partial=True)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -474,19 +500,15 @@ class SGDL2Regressor(*_BASES):
         self : SGDL2Regressor
             The fitted estimator.
         """
-        replicas = _distributed.current_replicas()
-        with _distributed.together(replicas) as agreement:
-            self._check_strategy(replicas)
+        warm = self.warm_start and hasattr(self, "coef_")
+
+        def validate(replicas):
             if self.early_stopping:
                 raise ValueError(
                     "early_stopping=True holds rows out of training, which fit_stream cannot "
                     "do on a stream; use fit, or set early_stopping=False."
                 )
             read = _streaming.epoch_reader(source)
-            warm = self.warm_start and hasattr(self, "coef_")
-            if not warm:
-                for name in _FITTED:
-                    self.__dict__.pop(name, None)
             names = getattr(source, "feature_names", None)
             if names is not None:
                 names = np.asarray(names, dtype=object)
@@ -496,31 +518,10 @@ class SGDL2Regressor(*_BASES):
                         "SGDL2Regressor was fitted with; set warm_start=False to fit a new "
                         "model."
                     )
-            start = self._initial_state() if warm else (None, None, None)
-            agreement["fingerprint"] = self._fingerprint(None, *start)
-        layout = {"dtype": self.coef_.dtype} if warm else {}
+            return (read, names), None
 
-        def chunks():
-            for index, batch in enumerate(read()):
-                X, y, sample_weight = _streaming.unpack(batch, index)
-                first = "single" not in layout
-                X, Y, sample_weight, single = self._validate_training_data(
-                    X, y, sample_weight, reset=first and not warm, dtype=layout.get("dtype"),
-                    finite=True, chunk=True,
-                )  # fmt: skip
-                if first:
-                    layout.update(dtype=X.dtype, single=single, n_targets=Y.shape[1])
-                    if warm:
-                        self._check_targets(Y, single, "set warm_start=False to fit a new model")
-                elif (single, Y.shape[1]) != (layout["single"], layout["n_targets"]):
-                    pairs = ((single, Y.shape[1]), (layout["single"], layout["n_targets"]))
-                    shapes = ["1-D" if one else f"{k} columns" for one, k in pairs]
-                    raise ValueError(
-                        f"Batch {index} of the stream has y of {shapes[0]}, where the first "
-                        f"batch had y of {shapes[1]}; every batch needs the same targets."
-                    )
-                yield X, Y, sample_weight
-
+        replicas, (read, names), start = self._open(resume=warm, validate=validate)
+        chunks, layout = self._validated_chunks(read, warm)
         full_batch = self.batch_size == "auto"
         # Array batches of a named source would warn against the fitted names: they
         # are set again once trained, or put back if training fails.
@@ -531,24 +532,48 @@ class SGDL2Regressor(*_BASES):
                 shuffle=self.shuffle, auto_step=not full_batch and self.learning_rate == "auto",
                 replicas=replicas or _streaming.LOCAL,
             )  # fmt: skip
-            rng = check_random_state(self.random_state)
-            result = self._train(
-                stream, None, None, epochs=None if full_batch else stream.epochs(rng),
-                max_iter=self.max_iter, coef_init=start[0], intercept_init=start[1],
-                state=start[2],
-            )  # fmt: skip
-            self._check_result(result, layout["dtype"], full_batch)
+            result = self._train(stream, start, check_random_state(self.random_state),
+                                 max_iter=self.max_iter)  # fmt: skip
+            self._finish(result, stream, layout["single"])
         except BaseException:
             if saved is not None:
                 self.feature_names_in_ = saved
             raise
-        self._store(result, layout["single"])
-        self.n_iter_ = result.n_epochs
-        self.loss_curve_ = result.loss_curve
-        self.__dict__.pop("validation_scores_", None)
         if names is not None:
             self.feature_names_in_ = names
         return self
+
+    def _validated_chunks(self, read, warm):
+        """Return a chunk source that validates each batch of ``read()``, and its layout.
+
+        The layout (a dict) gets the dtype, whether y is 1-D and the number of
+        targets from the first batch; every later batch must match it.
+        """
+        layout = {"dtype": self.coef_.dtype} if warm else {}
+
+        def chunks():
+            for index, batch in enumerate(read()):
+                X, y, sample_weight = _streaming.unpack(batch, index)
+                first = "single" not in layout
+                arrays = self._validate_training_data(
+                    X, y, sample_weight, reset=first and not warm, dtype=layout.get("dtype"),
+                    finite=True, chunk=True,
+                )  # fmt: skip
+                shape = (arrays.single, arrays.Y.shape[1])
+                if first:
+                    layout.update(dtype=arrays.X.dtype, single=shape[0], n_targets=shape[1])
+                    if warm:
+                        self._check_targets(arrays.Y, arrays.single, _NEW_MODEL_HINT)
+                elif shape != (layout["single"], layout["n_targets"]):
+                    pairs = (shape, (layout["single"], layout["n_targets"]))
+                    shapes = ["1-D" if one else f"{k} columns" for one, k in pairs]
+                    raise ValueError(
+                        f"Batch {index} of the stream has y of {shapes[0]}, where the first "
+                        f"batch had y of {shapes[1]}; every batch needs the same targets."
+                    )
+                yield arrays.X, arrays.Y, arrays.sample_weight
+
+        return chunks, layout
 
     def _chunk_rng(self, done):
         """Return the shuffling of ``partial_fit``'s epoch ``done``, reproducible by seed."""
@@ -556,8 +581,10 @@ class SGDL2Regressor(*_BASES):
             return np.random.default_rng([self.random_state, done])
         return check_random_state(self.random_state)
 
-    def _validation_split(self, X, Y, sample_weight, rng):
-        """Hold out ``validation_fraction`` of the rows; the rest and an R^2 scorer."""
+    def _validation_split(self, arrays, rng):
+        """Hold out ``validation_fraction`` of the rows; the rest, and an R^2 scorer."""
+        X, Y, sample_weight, single = arrays
+        X = X.tocsr() if sp.issparse(X) else X  # rows are taken out of it
         n_samples = X.shape[0]
         n_val = math.ceil(self.validation_fraction * n_samples)
         if n_val < 2 or n_samples - n_val < 1:
@@ -576,50 +603,17 @@ class SGDL2Regressor(*_BASES):
                 "sums to zero; change random_state or validation_fraction."
             )
 
-        def validate(coef, intercept):
+        def score(coef, intercept):
             return r2_score(Y_val, X_val @ coef + intercept, sample_weight=s_val)
 
-        return X[train], Y[train], sample_weight[train], validate
+        return _Arrays(X[train], Y[train], sample_weight[train], single), score
 
-    def _check_strategy(self, replicas):
-        """Refuse what cannot train under a strategy (``replicas`` None: no strategy)."""
-        if replicas is not None and self.batch_size != "auto":
-            raise ValueError(
-                f"Mini-batches cannot train under {replicas.name}: every step would need an "
-                "all-reduce across the replicas. Use batch_size='auto' (full-batch epochs: "
-                "the fit of all the replicas' rows together, one all-reduce per epoch)."
-            )
-        if replicas is not None and self.early_stopping:
-            raise ValueError(
-                f"early_stopping=True holds rows out on each worker, which is not supported "
-                f"under {replicas.name}; set early_stopping=False."
-            )
+    def _train(self, data, start, rng, *, max_iter, accumulate=False, validate=None,
+               callbacks=None):  # fmt: skip
+        """Run :func:`skl_tfreg._training.run` on ``data`` with this estimator's parameters.
 
-    def _fingerprint(self, dtype, coef_init, intercept_init, state):
-        """Return a digest of what every worker of a strategy must share.
-
-        The parameters that shape training (not ``random_state`` or ``verbose``,
-        which a full-batch fit does not use to compute), the dtype, and the
-        starting point and state of a warm start or ``partial_fit``.
+        ``rng`` shuffles the mini-batch epochs (``data.epochs``).
         """
-        digest = hashlib.sha256()
-        for name, value in sorted(self.get_params(deep=False).items()):
-            if name not in ("random_state", "verbose"):
-                digest.update(f"{name}={value!r};".encode())
-        digest.update(repr(None if dtype is None else np.dtype(dtype).name).encode())
-        arrays = [coef_init, intercept_init]
-        if state is not None:
-            arrays += [*state.moments, *(state.direction or ()), state.best]
-            digest.update(repr((sorted(state.steps.items()), state.n_bad, state.t)).encode())
-        for array in arrays:
-            if array is not None:
-                digest.update(np.ascontiguousarray(array).tobytes())
-        return digest.digest()
-
-    def _train(self, X, Y, sample_weight, *, callbacks=None, replicas=None, **kwargs):
-        if replicas is not None:  # this worker's rows, one shard per local replica
-            chunks = _distributed.shards(X, Y, sample_weight, replicas.n)
-            X, Y, sample_weight = _streaming.Stream(chunks, replicas=replicas), None, None
         report_every = 1 if callbacks is not None else int(self.verbose)
 
         def on_epoch(report):
@@ -627,10 +621,8 @@ class SGDL2Regressor(*_BASES):
                 _print_progress(report)
             return callbacks is not None and callbacks.epoch_end(report)
 
-        return _training.train(
-            X,
-            Y,
-            sample_weight,
+        return _training.run(
+            data,
             alpha=self.alpha,
             fit_intercept=self.fit_intercept,
             tol=self.tol,
@@ -638,10 +630,15 @@ class SGDL2Regressor(*_BASES):
             learning_rate=self.learning_rate,
             eta0=self.eta0,
             power_t=self.power_t,
-            batch_size=None if self.batch_size == "auto" else self.batch_size,
+            epochs=None if data.batch_size is None else data.epochs(rng),
+            max_iter=max_iter,
+            coef_init=start.coef_init,
+            intercept_init=start.intercept_init,
+            state=start.state,
+            accumulate=accumulate,
+            validate=validate,
             on_epoch=on_epoch if report_every else None,
             report_every=max(report_every, 1),
-            **kwargs,
         )
 
     def _attributes(self, coef, intercept, single):
@@ -653,22 +650,40 @@ class SGDL2Regressor(*_BASES):
             return {"coef_": coef[0], "intercept_": intercept[0]}
         return {"coef_": coef, "intercept_": intercept}
 
-    def _store(self, result, single):
+    def _finish(self, result, data, single, *, X=None, partial=False):
+        """Close a training call: the one closing of fit, partial_fit and fit_stream.
+
+        Checks the result (raising before anything is stored), then stores the
+        fitted attributes; ``partial_fit`` adds its epochs to the model's.
+        """
+        dtype = data.dtype.as_numpy_dtype
+        self._check_result(result, dtype, data.batch_size is None, X=X, partial=partial)
+        earlier = partial and hasattr(self, "coef_")
         for name, value in self._attributes(result.coef, result.intercept, single).items():
             setattr(self, name, value)
         self.t_ = result.state.t
         self._train_state = result.state
+        if earlier:
+            self.n_iter_ += result.n_epochs
+            self.loss_curve_ = np.concatenate([self.loss_curve_, result.loss_curve])
+        else:
+            self.n_iter_ = result.n_epochs
+            self.loss_curve_ = result.loss_curve
+        if self.early_stopping and not partial:
+            self.validation_scores_ = result.validation_scores
+        else:
+            self.__dict__.pop("validation_scores_", None)
 
     def _check_result(self, result, dtype, full_batch, X=None, partial=False):
         finite = np.all(np.isfinite(result.coef)) and np.all(np.isfinite(result.intercept))
-        if result.status == "overflow":
+        if result.status is Status.OVERFLOW:
             if X is not None:  # NaN or infinity in X: scikit-learn's error
                 assert_all_finite(X, input_name="X")
             raise ValueError(
                 f"The values of X, y or sample_weight overflow {np.dtype(dtype).name} when "
                 "squared and summed; rescale them or pass float64 data."
             )
-        if result.status == "diverged" or not finite:
+        if result.status is Status.DIVERGED or not finite:
             if self.learning_rate in ("constant", "invscaling"):
                 hint = f"lower eta0 (now {self.eta0}) or use learning_rate='auto'"
             elif self.learning_rate == "adaptive":
@@ -692,7 +707,7 @@ class SGDL2Regressor(*_BASES):
             )
         if partial:
             return  # one epoch by design: no limit cut it short
-        if result.status == "max_iter" and self.tol is not None:
+        if result.status is Status.MAX_ITER and self.tol is not None:
             warnings.warn(
                 f"SGDL2Regressor stopped at max_iter={self.max_iter} epochs before the "
                 f"gradient rule was met (gradient / sqrt(objective) = {result.grad_ratio:.3g}, "
@@ -700,7 +715,7 @@ class SGDL2Regressor(*_BASES):
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        if result.status == "floor":
+        if result.status is Status.FLOOR:
             warnings.warn(
                 f"SGDL2Regressor stopped after {result.n_epochs} epochs because neither the "
                 f"objective nor its gradient improved any more in {np.dtype(dtype).name} "

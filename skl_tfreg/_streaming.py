@@ -32,8 +32,8 @@ import tensorflow as tf
 
 from . import _core
 from ._batching import iter_batches
-from ._core import DIVERGED, RUNNING
-from ._training import _sparse_tensor, as_tensor
+from ._status import Status
+from ._tensors import is_sparse, training_tensors
 
 _MAX_GRAM_FEATURES = 4095  # the Gram matrix of the automatic mini-batch step: 128 MiB
 
@@ -91,13 +91,11 @@ def unpack(batch, index):
     )
 
 
-def _tensors(X, Y, s):
-    X = _sparse_tensor(X) if hasattr(X, "tocsr") else as_tensor(X)
-    return X, tf.convert_to_tensor(Y, X.dtype), tf.convert_to_tensor(s, X.dtype)
-
-
 class _Local:
-    """The replicas of a plain fit: one, in this process; sums need no reduction."""
+    """The :class:`~skl_tfreg._data.ReplicaSet` of a plain fit: one replica, in this process.
+
+    Its sums need no reduction.
+    """
 
     n = 1
 
@@ -122,7 +120,7 @@ LOCAL = _Local()
 
 
 class Stream:
-    """Training data read in chunks: the data object of :func:`skl_tfreg._training.train`.
+    """Training data read in chunks: a :class:`skl_tfreg._data.TrainingData`.
 
     Constructing it reads the stream once, for its weighted moments and size.
     Every later pass must yield the same rows: each pass checks their number and
@@ -141,7 +139,7 @@ class Stream:
     auto_step : bool
         Whether mini-batches take the automatic step, which needs the Gram
         matrix of the rows (at most ``_MAX_GRAM_FEATURES`` features, dense).
-    replicas : object
+    replicas : ReplicaSet
         Where the chunks' sums are computed and how they are added up: one
         replica here (the default), or a strategy's replicas across devices and
         workers (:class:`skl_tfreg._distributed.Replicas`); chunk ``i`` goes to
@@ -172,12 +170,12 @@ class Stream:
         if self.dtype is None:
             self.dtype = tf.as_dtype(X.dtype)
             self.n_features, self.n_targets = X.shape[1], Y.shape[1]
-            if auto_step and (X.shape[1] > _MAX_GRAM_FEATURES or hasattr(X, "tocsr")):
+            if auto_step and (X.shape[1] > _MAX_GRAM_FEATURES or is_sparse(X)):
                 raise ValueError(
                     "learning_rate='auto' with mini-batches in fit_stream measures the "
                     "data's curvature from the Gram matrix of its rows, dense and limited "
                     f"to {_MAX_GRAM_FEATURES} features; these batches are "
-                    f"{'sparse' if hasattr(X, 'tocsr') else 'dense'} with {X.shape[1]} "
+                    f"{'sparse' if is_sparse(X) else 'dense'} with {X.shape[1]} "
                     "features. Use batch_size='auto' (exact full-batch epochs) or an "
                     "explicit learning_rate with eta0."
                 )
@@ -186,12 +184,12 @@ class Stream:
         if not s.sum() > 0:  # no weight: nothing to add (and its mean is 0 / 0)
             return
         with self.replicas.device(r):
-            chunk = self._kernel(_core._chunk_moments, X)(*_tensors(X, Y, s))
+            chunk = self._kernel(_core.chunk_moments, X)(*training_tensors(X, Y, s))
             merged = moments[r]
-            moments[r] = chunk if merged is None else _core._merge_moments(merged, chunk)
+            moments[r] = chunk if merged is None else _core.merge_moments(merged, chunk)
 
     def _kernel(self, fn, X=None):
-        return _core.kernel(fn, self.dtype, X is not None and hasattr(X, "tocsr"))
+        return _core.kernel(fn, self.dtype, X is not None and is_sparse(X))
 
     def _problems(self):
         """Yield each chunk's replica, :class:`~skl_tfreg._core.Problem` and X, in order.
@@ -205,8 +203,9 @@ class Stream:
             rows, weight = rows + X.shape[0], weight + float(s.sum())
             r = index % self.replicas.n
             with self.replicas.device(r):
-                make = self._kernel(_core._chunk_problem, X)
-                yield r, make(*_tensors(X, Y, s), self._stats, fit_intercept, alpha, S)[0], X
+                make = self._kernel(_core.chunk_problem, X)
+                pb, _ = make(*training_tensors(X, Y, s), self._stats, fit_intercept, alpha, S)
+                yield r, pb, X
         if rows != self._seen[0] or not np.isclose(weight, self._seen[1], rtol=1e-12, atol=0):
             raise ValueError(
                 f"The source yielded {rows} rows of total weight {weight:.17g} on this pass, "
@@ -233,78 +232,80 @@ class Stream:
         return self.replicas.all_reduce(parts)
 
     def prepare(self, fit_intercept, alpha, coef_init, intercept_init, prior, tol):
-        """Return what :func:`skl_tfreg._core._prepare` does, J in place of the residual."""
+        """Return the :class:`~skl_tfreg._core.Start` of a descent, from one pass.
+
+        Its state is a :class:`~skl_tfreg._core.StreamDescent`.
+        """
         dtype = self.dtype
         S = tf.cast(self.stats.S, dtype)  # these rows' weight, as in memory
         prior = _core.Moments(*map(tf.constant, prior))
         self._stats = self.stats  # the preconditioner's: these rows and those before
         if float(prior.S) > 0:
-            self._stats = _core._merge_moments(prior, self.stats)
+            self._stats = _core.merge_moments(prior, self.stats)
         self._setting = (tf.constant(bool(fit_intercept)), tf.constant(alpha, dtype), S)
         np_dtype = dtype.as_numpy_dtype
         empty = (np.zeros((0, self.n_features), np_dtype), np.zeros((0, self.n_targets), np_dtype))
-        self.pb, finite = self._kernel(_core._chunk_problem)(
-            *_tensors(*empty, np.zeros(0, np_dtype)), self._stats, *self._setting
+        pb, finite = self._kernel(_core.chunk_problem)(
+            *training_tensors(*empty, np.zeros(0, np_dtype)), self._stats, *self._setting
         )
         start = (tf.convert_to_tensor(a, dtype) for a in (coef_init, intercept_init))
-        V = self._kernel(_core._stream_initial)(self.pb, *start)
-        G_data, J_data = self._sum(_core._chunk_gradient, (V, V[0]), V)
-        G, J, P, best, status, units = self._kernel(_core._stream_start)(
-            self.pb, V, G_data, J_data, tf.constant(tol, dtype), finite
+        V = self._kernel(_core.stream_initial)(pb, *start)
+        G_data, J_data = self._sum(_core.chunk_gradient, (V, V[0]), V)
+        state, status, units = self._kernel(_core.stream_start)(
+            pb, V, G_data, J_data, tf.constant(tol, dtype), finite
         )
-        return self.pb, self._stats, V, J, G, P, best, status, units
+        return _core.Start(pb, self._stats, state, status, units)
 
-    def full_batch(self, pb, state, n_epochs, rule, tol, limit):
-        """Run up to ``n_epochs`` full-batch epochs, one pass each, as :func:`_core._full_batch`.
+    def full_batch(self, pb, state, n_epochs, schedule, progress, tol, limit):
+        """Run up to ``n_epochs`` full-batch epochs, one pass each, as :func:`_core.full_batch`.
 
-        ``state`` is ``(V, J, G, P, best, n_bad)``: J stands where the residual
-        stands in memory. Each pass computes the gradient and J at V from the
-        data, with ``H P`` and ``P^T H P`` for the step along P.
+        Each pass computes the gradient and J at V from the data, with ``H P``
+        and ``P^T H P`` for the step along P.
         """
         V, J, G, P, best, n_bad = state
-        conjugate, eta0, power_t, t0, rtol, patience = (float(r) for r in rule)
-        advance_rule = (tf.constant(bool(conjugate)), tf.constant(rtol, self.dtype),
-                        tf.constant(int(patience)))  # fmt: skip
-        step, advance = self._kernel(_core._stream_step), self._kernel(_core._stream_advance)
-        refresh = self._kernel(_core._stream_gradient)
-        # A carried direction (warm start) must still point downhill, as in memory.
-        P = tf.where((_core._column_dot(G, P) < 0)[None, :], P, -_core._precondition(pb, G))
-        losses, status = [], RUNNING
+        eta0, power_t, t0 = (float(x) for x in schedule)
+        step, advance = self._kernel(_core.stream_step), self._kernel(_core.stream_advance)
+        refresh = self._kernel(_core.stream_gradient)
+        P = _core.keep_downhill(pb, G, P)
+        losses, status = [], Status.RUNNING.code
         for i in range(int(n_epochs)):
-            sums = self._sum(_core._chunk_products, (V, J, V, J), V, P)
+            sums = _core.ChunkProducts(*self._sum(_core.chunk_products, (V, J, V, J), V, P))
             eta = tf.constant(eta0 / (t0 + i + 1.0) ** power_t, self.dtype)
-            G, J, V_new, G_new, J_new, restart, converged = step(
-                pb, V, sums[0], sums[1], P, sums[2], sums[3], advance_rule[0], eta, tol
-            )
-            if bool(converged):  # trust the gradient rule only on a recomputed gradient
-                G_new, J_new = refresh(pb, V_new, *self._sum(_core._chunk_gradient, (V, J), V_new))
-            P_new, objective, best_new, n_bad_new, status, _ = advance(
-                pb, V_new, G, P, G_new, J_new, restart, tf.constant(bool(converged)), best, n_bad,
-                advance_rule, tol, limit,
+            out = step(pb, V, P, sums, progress.conjugate, eta, tol)
+            G, J = out.G, out.J  # at V, from the data: also what a diverged epoch keeps
+            G_new, J_new = out.G_new, out.J_new
+            if bool(out.converged):  # trust the gradient rule only on a recomputed gradient
+                G_new, J_new = refresh(pb, out.V_new, *self._sum(_core.chunk_gradient, (V, J),
+                                                                 out.V_new))  # fmt: skip
+            after = advance(
+                pb, out.V_new, G, P, G_new, J_new, out.restart, out.converged, best, n_bad,
+                progress, tol, limit,
             )  # fmt: skip
-            status = int(status)
-            if status == DIVERGED:  # not taken: the caller may retry with a smaller step
+            status = int(after.status)
+            if status == Status.DIVERGED.code:  # not taken: the caller may retry, smaller
                 break
-            V, J, G, P, best, n_bad = V_new, J_new, G_new, P_new, best_new, n_bad_new
-            losses.append(float(objective))
-            if status != RUNNING:
+            V, J, G, P, best, n_bad = out.V_new, J_new, G_new, after.P, after.best, after.n_bad
+            losses.append(float(after.objective))
+            if status != Status.RUNNING.code:
                 break
-        units = self._kernel(_core._stream_units)(pb, V, G, J)
-        return (V, J, G, P, best, n_bad), tf.constant(losses, tf.float64), status, units
+        units = self._kernel(_core.stream_units)(pb, V, G, J)
+        state = _core.StreamDescent(V, J, G, P, best, n_bad)
+        return _core.Epochs(state, tf.constant(losses, tf.float64), status, units)
 
-    def epochs(self, rng):
-        """Yield, per epoch, the seed of its shuffles (reused when an epoch is retried)."""
-        while True:
-            yield [int(rng.randint(np.iinfo(np.int32).max))]
+    def epochs(self, random_state):
+        """Yield, per epoch, the seed of its shuffles (reused when an epoch is retried).
 
-    def minibatch_epoch(self, pb, V, batches, rule, tol):
-        """One epoch of mini-batch steps over the chunks, as :func:`_core._minibatch_epoch`.
-
-        ``batches`` is ``[seed]`` from :meth:`epochs`. Returns V, the epoch's J
-        estimate, whether the mean batch gradient meets ``tol``, the coefficients
-        and the number of steps taken.
+        ``random_state`` is a ``numpy.random.RandomState``.
         """
-        eta, power_t, t0 = rule
+        while True:
+            yield [int(random_state.randint(np.iinfo(np.int32).max))]
+
+    def minibatch_epoch(self, pb, V, batches, schedule, tol):
+        """One epoch of mini-batch steps over the chunks, as :func:`_core.minibatch_epoch`.
+
+        ``batches`` is ``[seed]`` from :meth:`epochs`. Returns a
+        :class:`~skl_tfreg._core.MinibatchEpoch` and the number of steps taken.
+        """
         rng = np.random.default_rng(batches[0])
         n_total = tf.constant(self.n_samples, self.dtype)
         fit_sums = tf.zeros([self.n_targets], self.dtype)
@@ -313,24 +314,24 @@ class Stream:
             order = list(iter_batches(X.shape[0], self.batch_size, shuffle=self.shuffle,
                                       random_state=rng))  # fmt: skip
             offsets = tf.constant(np.cumsum([0] + [len(b) for b in order]), tf.int64)
-            step_rule = (eta, power_t, t0 + tf.constant(n_steps, self.dtype))
-            V, sums, G_part = self._kernel(_core._minibatch_pass, X)(
-                chunk_pb, V, tf.constant(np.concatenate(order), tf.int64), offsets, step_rule,
-                n_total,
+            chunk_schedule = schedule._replace(t0=schedule.t0 + tf.constant(n_steps, self.dtype))
+            V, sums, G_part = self._kernel(_core.minibatch_pass, X)(
+                chunk_pb, V, tf.constant(np.concatenate(order), tf.int64), offsets,
+                chunk_schedule, n_total,
             )  # fmt: skip
             fit_sums, G_sum, n_steps = fit_sums + sums, G_sum + G_part, n_steps + len(order)
-        objective, converged, units = self._kernel(_core._minibatch_end)(
+        out = self._kernel(_core.minibatch_end)(
             pb, V, fit_sums, G_sum, tf.constant(max(n_steps, 1)), tol
         )
-        return V, objective, converged, units, n_steps
+        return out, n_steps
 
     def smoothness(self, pb):
-        """Return :func:`_core._smoothness` of all the rows, from one pass of Gram matrices."""
+        """Return :func:`_core.smoothness` of all the rows, from one pass of Gram matrices."""
         total = tf.zeros([self.n_features + 1] * 2, tf.float64)
         row = tf.zeros([], tf.float64)
         for _, chunk_pb, X in self._problems():
-            gram, chunk_row = self._kernel(_core._chunk_gram, X)(chunk_pb)
+            gram, chunk_row = self._kernel(_core.chunk_gram, X)(chunk_pb)
             total, row = total + gram, tf.maximum(row, chunk_row)
         n_total = tf.constant(self.n_samples, self.dtype)
-        lam, bound = self._kernel(_core._gram_smoothness)(pb, total, row, n_total)
+        lam, bound = self._kernel(_core.gram_smoothness)(pb, total, row, n_total)
         return float(lam), float(bound)

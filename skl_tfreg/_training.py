@@ -1,10 +1,14 @@
 """The training driver: step rules, stopping rules and the state kept between calls.
 
-Python around the compiled kernels of :mod:`skl_tfreg._core`: it picks the step
-size, counts epochs, applies the stopping rules that need Python (mini-batch
-stalls, early stopping on a validation score, callbacks) and returns numpy
-arrays only. A full-batch fit with nothing to report runs in one compiled call
-after the preparing one; mini-batches take one call per epoch.
+Python around the compiled kernels of :mod:`skl_tfreg._core`, reached through a
+data object (:class:`skl_tfreg._data.TrainingData`). It is a ladder of small
+rungs, as in skorch: :class:`StepSchedule` owns the step size (its reductions
+and recoveries), :class:`EpochMonitor` the rules that need Python (epoch counts,
+early stopping on a validation score, reports and callbacks),
+:meth:`Trainer.full_batch_loop` and :meth:`Trainer.minibatch_loop` the epochs,
+and :func:`run` puts them together and returns numpy arrays only. A full-batch
+fit with nothing to report runs in one compiled call after the preparing one;
+mini-batches take one call per epoch.
 
 Step rules (``learning_rate``)
 ------------------------------
@@ -34,21 +38,15 @@ import time
 from typing import NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
 import tensorflow as tf
 
 from . import _core
-from ._core import CONVERGED, DIVERGED, OVERFLOW, RUNNING, STALLED
+from ._data import InMemory
+from ._status import Status
 
-STOPPED, FLOOR = 10, 11  # driver-only outcomes: a callback asked to stop; float64 floor
-_STATUS = {
-    CONVERGED: "converged",  # the gradient rule was met
-    STALLED: "stalled",  # no progress by tol over n_iter_no_change epochs (or rounding)
-    FLOOR: "floor",  # full batch stuck at rounding far from tol: possibly inaccurate
-    DIVERGED: "diverged",
-    OVERFLOW: "overflow",
-    STOPPED: "stopped",
-}
+__all__ = ["TrainState", "Epoch", "TrainResult", "StepSchedule", "EpochMonitor", "Trainer",
+           "run", "train"]  # fmt: skip
+
 _GRADIENT_FLOOR_EPS = 10  # tol is at least this many epsilons of the dtype
 _DIVERGENCE_FACTOR = 10.0  # an objective this many times its start is not descending
 _STEP_REDUCTION = 5.0
@@ -96,7 +94,7 @@ class Epoch(NamedTuple):
 
 
 class TrainResult(NamedTuple):
-    """What :func:`train` returns; every array is numpy."""
+    """What :func:`run` returns; every array is numpy."""
 
     coef: np.ndarray  # (n_features, n_targets), in the caller's units
     intercept: np.ndarray  # (n_targets,)
@@ -105,50 +103,9 @@ class TrainResult(NamedTuple):
     loss_curve: np.ndarray  # J (summed over targets) after each epoch
     grad_norm: float  # largest per-target preconditioned gradient norm at the end
     grad_ratio: float  # largest norm / sqrt(J), what the stopping rule compares with tol
-    status: str  # a value of _STATUS, or "max_iter"
+    status: Status  # why training ended; MAX_ITER if no rule ended it
     state: TrainState
     validation_scores: np.ndarray  # validate's score after each epoch (empty without)
-
-
-_ALIGNMENT = 64  # bytes: what TensorFlow's CPU kernels require of a buffer they share
-
-
-def aligned(array):
-    """Return ``array`` as a buffer TensorFlow can share: itself, or one aligned copy.
-
-    A float C-contiguous, writable, 64-byte-aligned, non-empty array is returned
-    as it is; any other float array is copied once into such a buffer. Other
-    dtypes are returned unchanged (TensorFlow converts them).
-    """
-    array = np.asarray(array)
-    if array.dtype not in (np.float32, np.float64):
-        return array
-    shared = (
-        array.flags.c_contiguous
-        and array.flags.writeable
-        and array.ctypes.data % _ALIGNMENT == 0
-        and array.size > 0
-    )
-    if shared:
-        return array
-    raw = np.empty(array.nbytes + _ALIGNMENT, dtype=np.uint8)
-    start = -raw.ctypes.data % _ALIGNMENT
-    buffer = raw[start : start + array.nbytes].view(array.dtype).reshape(array.shape)
-    np.copyto(buffer, array)
-    return buffer
-
-
-def as_tensor(array):
-    """Return a TensorFlow tensor of ``array`` with at most one copy of its data.
-
-    ``tf.convert_to_tensor`` holds two copies of a large array at its peak. Here
-    the array (or its :func:`aligned` copy) is shared with TensorFlow through
-    DLPack. TensorFlow only reads it.
-    """
-    array = aligned(array)
-    if array.dtype not in (np.float32, np.float64) or array.size == 0:
-        return tf.convert_to_tensor(array)
-    return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
 
 
 def _no_moments(n_features, n_targets):
@@ -175,7 +132,7 @@ def _direction_from_units(pb, dW, db):
 def _batch_learning_rate(lam, row, n_samples, batch_size):
     """``1 / (2 L(b))``: a step with which b-row SGD converges, from the data alone.
 
-    ``lam`` and ``row`` are what :func:`skl_tfreg._core._smoothness` returns.
+    ``lam`` and ``row`` are what :func:`skl_tfreg._core.smoothness` returns.
     """
     b = min(batch_size, n_samples)
     if n_samples == 1:
@@ -185,73 +142,252 @@ def _batch_learning_rate(lam, row, n_samples, batch_size):
     return 1.0 / (2.0 * smooth) if smooth > 0 else 1.0
 
 
-def _sparse_tensor(X):
-    """Return a scipy.sparse matrix or array as a ``tf.SparseTensor`` in row-major order.
+class StepSchedule:
+    """The step size of one call: its rule, its reductions after stalls, its recoveries.
 
-    The caller's matrix is not changed: one whose indices are unsorted or
-    duplicated is put in canonical form in a copy.
-    """
-    X = X.tocsr()
-    if not X.has_canonical_format:
-        X = X.copy()
-        X.sum_duplicates()
-    rows = np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(X.indptr))
-    indices = np.stack([rows, X.indices.astype(np.int64, copy=False)], axis=1)
-    return tf.SparseTensor(indices, X.data, np.asarray(X.shape, dtype=np.int64))
-
-
-class InMemory:
-    """Training data held in memory: dense (shared with TensorFlow) or scipy.sparse.
-
-    The interface the driver trains through, shared with
-    :class:`skl_tfreg._streaming.Stream`: ``prepare``, ``full_batch``,
-    ``minibatch_epoch`` and ``smoothness``, with the contracts of the kernels of
-    :mod:`skl_tfreg._core` of the same names.
+    Parameters
+    ----------
+    learning_rate : {"auto", "constant", "invscaling", "adaptive"}
+        The step rule (module docstring).
+    eta0, power_t : float
+        Step size of the explicit rules, and the exponent of ``"invscaling"``.
+    minibatch : bool
+        Whether the steps are mini-batch steps.
+    batch_size : int or None
+        Rows per mini-batch: the automatic mini-batch step depends on it.
+    saved : dict
+        ``TrainState.steps`` of an earlier call: a rule continues its step.
     """
 
-    def __init__(self, X, Y, sample_weight):
-        self.sparse = sp.issparse(X)
-        self.X = _sparse_tensor(X) if self.sparse else as_tensor(X)
-        self.dtype = self.X.dtype
-        self.Y = tf.convert_to_tensor(Y, dtype=self.dtype)
-        self.s = tf.convert_to_tensor(sample_weight, self.dtype)
-        self.n_samples, self.n_features = (int(n) for n in X.shape)
-        self.n_targets = int(self.Y.shape[1])
+    def __init__(self, learning_rate, eta0, power_t, *, minibatch, batch_size, saved):
+        self.rule, self.minibatch = learning_rate, minibatch
+        self.key = {"adaptive": ("adaptive", eta0)}.get(learning_rate)
+        if learning_rate == "auto" and minibatch:
+            self.key = ("auto", batch_size)
+        self.eta, self.n_reductions = saved.get(self.key, (None, 0))
+        if self.eta is None and not self.needs_curvature:
+            self.eta = eta0
+        self.power = power_t if learning_rate == "invscaling" else 0.0  # 0: a constant step
+        self.recoveries = 0
 
-    def _kernel(self, fn):
-        return _core.kernel(fn, self.dtype, self.sparse)
+    @property
+    def needs_curvature(self):
+        """Whether the first step must come from the data's curvature (:meth:`from_curvature`)."""
+        return self.eta is None and self.rule == "auto" and self.minibatch
 
-    def prepare(self, fit_intercept, alpha, coef_init, intercept_init, prior, tol):
-        """Return :func:`skl_tfreg._core._prepare` of the data."""
-        dtype = self.dtype
-        return self._kernel(_core._prepare)(
-            self.X, self.Y, self.s, tf.constant(bool(fit_intercept)), tf.constant(alpha, dtype),
-            tf.convert_to_tensor(coef_init, dtype), tf.convert_to_tensor(intercept_init, dtype),
-            _core.Moments(*map(tf.constant, prior)), tf.constant(tol, dtype),
-        )  # fmt: skip
+    def from_curvature(self, lam, row, n_samples, batch_size):
+        """Set the automatic mini-batch step from :func:`skl_tfreg._core.smoothness`."""
+        self.eta = _batch_learning_rate(lam, row, n_samples, batch_size)
 
-    def full_batch(self, pb, state, n_epochs, rule, tol, limit):
-        """Return :func:`skl_tfreg._core._full_batch` of the data."""
-        return self._kernel(_core._full_batch)(pb, state, n_epochs, rule, tol, limit)
+    def tensors(self, t, dtype):
+        """Return the :class:`skl_tfreg._core.Schedule` of steps from step ``t`` on."""
+        return _core.Schedule(
+            tf.constant(self.eta, dtype), tf.constant(self.power, dtype), tf.constant(t, dtype)
+        )
 
-    def minibatch_epoch(self, pb, V, batches, rule, tol):
-        """Return :func:`skl_tfreg._core._minibatch_epoch` over ``batches``, and their number."""
-        offsets = np.cumsum([0] + [len(b) for b in batches])
-        out = self._kernel(_core._minibatch_epoch)(
-            pb, V, tf.constant(np.concatenate(batches), tf.int64), tf.constant(offsets, tf.int64),
-            rule, tol,
-        )  # fmt: skip
-        return (*out, len(batches))
+    def shrink(self):
+        """Divide the step after a stall if the rule allows; return whether it did."""
+        if (self.rule == "adaptive" and self.eta > _MIN_ADAPTIVE_ETA) or (
+            self.rule == "auto" and self.minibatch and self.n_reductions < _MAX_STEP_REDUCTIONS
+        ):
+            self.eta, self.n_reductions = self.eta / _STEP_REDUCTION, self.n_reductions + 1
+            return True
+        return False
 
-    def smoothness(self, pb):
-        """Return :func:`skl_tfreg._core._smoothness` of the data, as floats."""
-        return tuple(float(t) for t in self._kernel(_core._smoothness)(pb))
+    def recover(self):
+        """Divide the step after a diverging epoch if the rule allows; whether to retry it.
+
+        The explicit rules (and exact conjugate steps) report the divergence:
+        their step is the caller's choice, or exact.
+        """
+        allowed = self.rule == "adaptive" or (self.rule == "auto" and self.minibatch)
+        if allowed and self.recoveries < _MAX_RECOVERIES:
+            self.eta, self.recoveries = self.eta / _STEP_REDUCTION, self.recoveries + 1
+            return True
+        return False
+
+    def save(self, steps):
+        """Return ``steps`` with this rule's step, for the next call to continue."""
+        if self.key is not None:
+            steps[self.key] = (float(self.eta), self.n_reductions)
+        return steps
 
 
-def train(
-    X,
-    Y,
-    sample_weight,
+class EpochMonitor:
+    """The epochs of one call: losses, early stopping, and reports to ``on_epoch``.
+
+    Parameters
+    ----------
+    max_iter : int
+        Most epochs.
+    tol : float or None
+        The least rise of the validation score that counts as progress.
+    n_iter_no_change : int
+        Epochs without a better score before a stall.
+    validate : callable or None
+        ``validate(coef, intercept) -> score`` after every epoch (early stopping).
+    on_epoch : callable or None
+        ``on_epoch(Epoch) -> bool`` every ``report_every`` epochs and after the
+        last; a true return stops training.
+    report_every : int
+        Period of ``on_epoch``.
+    """
+
+    def __init__(self, max_iter, tol, n_iter_no_change, validate, on_epoch, report_every):
+        self.max_iter, self.tol, self.n_iter_no_change = max_iter, tol, n_iter_no_change
+        self.validate, self.on_epoch = validate, on_epoch
+        self.period = 1 if validate is not None else max(int(report_every), 1)
+        self.losses, self.scores = [], []
+        self.best_score, self.best_units, self.n_bad_score = -np.inf, None, 0
+        self.started = time.perf_counter()
+
+    @property
+    def n_done(self):
+        """Epochs run so far."""
+        return len(self.losses)
+
+    @property
+    def watching(self):
+        """Whether anything looks at the coefficients between epochs."""
+        return self.validate is not None or self.on_epoch is not None
+
+    def epochs_per_call(self):
+        """Epochs one full-batch kernel call may run: up to the next look, or all."""
+        return self.period if self.watching else self.max_iter
+
+    def after_epochs(self, status, units, schedule):
+        """Score and report the epochs just run; return the status, changed if they stop."""
+        if not self.watching:
+            return status
+        coef, intercept, grad, _ = (u.numpy() for u in units)
+        if self.validate is not None and status in (Status.RUNNING, Status.CONVERGED,
+                                                    Status.STALLED):  # fmt: skip
+            status = self._score(status, coef, intercept, schedule)
+        final = status is not Status.RUNNING or self.n_done == self.max_iter
+        if self.on_epoch is not None and self.n_done and (final or self.n_done % self.period == 0):
+            report = Epoch(self.n_done, self.losses[-1], float(grad), coef, intercept,
+                           time.perf_counter() - self.started, final)  # fmt: skip
+            if self.on_epoch(report) and not final:
+                status = Status.STOPPED
+        return status
+
+    def _score(self, status, coef, intercept, schedule):
+        """Early stopping: keep the best-scoring coefficients, stall without progress."""
+        score = float(self.validate(coef, intercept))
+        self.scores.append(score)
+        if self.tol is not None:
+            self.n_bad_score = self.n_bad_score + 1 if score < self.best_score + self.tol else 0
+        if score > self.best_score:
+            self.best_score, self.best_units = score, (coef, intercept)
+        if self.n_bad_score >= self.n_iter_no_change and status is Status.RUNNING:
+            if schedule.shrink():
+                self.n_bad_score = 0
+            else:
+                status = Status.STALLED
+        return status
+
+
+class Trainer:
+    """One training call: the starting point, the step schedule, the epoch loops.
+
+    Built by :func:`run`, which documents the parameters. Its loops update the
+    trainer's own attributes: ``state`` (the kernel's descent state, or the
+    mini-batch ``V``), ``units``, ``status``, ``t`` (steps) and the progress
+    rule's ``best`` and ``n_bad``.
+    """
+
+    def __init__(self, data, start, schedule, monitor, progress, *, tol, tol_eff, t, n_bad):
+        self.data, self.pb, self.schedule, self.monitor = data, start.problem, schedule, monitor
+        self.state, self.units, self.status = start.state, start.units, Status.of(start.status)
+        self.t, self.n_bad, self.best = t, n_bad, start.state.best
+        self.progress, self.tol = progress, tol
+        self.tol_t = tf.constant(tol_eff, data.dtype)
+        self.limit = _DIVERGENCE_FACTOR * float(start.state.best[0])
+
+    def running(self):
+        """Whether another epoch is due."""
+        return self.status is Status.RUNNING and self.monitor.n_done < self.monitor.max_iter
+
+    def full_batch_loop(self):
+        """Run full-batch epochs, several per kernel call, until a rule stops them."""
+        dtype, monitor = self.data.dtype, self.monitor
+        state = self.state._replace(n_bad=tf.constant(self.n_bad, tf.int32))
+        limit = tf.constant(self.limit, dtype)
+        while self.running():
+            n = min(monitor.epochs_per_call(), monitor.max_iter - monitor.n_done, _NO_PATIENCE)
+            out = self.data.full_batch(self.pb, state, tf.constant(n),
+                                       self.schedule.tensors(self.t, dtype), self.progress,
+                                       self.tol_t, limit)  # fmt: skip
+            state, self.status, self.units = out.state, Status.of(out.status), out.units
+            losses = out.losses.numpy().tolist()
+            monitor.losses.extend(losses)
+            self.t += len(losses)
+            if self.status is Status.DIVERGED and self.schedule.recover():
+                self.status = Status.RUNNING  # the diverging epoch was not taken: retry it
+            if self.status is Status.STALLED and self.schedule.shrink():
+                state, self.status = state._replace(n_bad=tf.constant(0)), Status.RUNNING
+            if losses:
+                self.status = monitor.after_epochs(self.status, self.units, self.schedule)
+        self.state, self.best, self.n_bad = state, state.best.numpy(), int(state.n_bad)
+
+    def minibatch_loop(self, epochs):
+        """Run one kernel call per epoch of ``epochs`` until a rule stops them."""
+        dtype, monitor = self.data.dtype, self.monitor
+        V, best = self.state.V, self.best.numpy()
+        epochs, batches = iter(epochs), None
+        while self.running():
+            if batches is None:  # else retry the epoch that diverged, with a smaller step
+                batches = next(epochs, None)
+                if batches is None:
+                    break
+                batches = list(batches)
+            out, n_steps = self.data.minibatch_epoch(
+                self.pb, V, batches, self.schedule.tensors(self.t, dtype), self.tol_t
+            )
+            objective = float(out.objective)
+            if not objective <= self.limit:  # also catches NaN
+                if self.schedule.recover():
+                    continue  # the epoch is undone: V stays where it was
+                self.status = Status.DIVERGED
+            V, self.units = out.V, out.units
+            monitor.losses.append(objective)
+            self.t += n_steps
+            batches = None
+            if self.status is Status.RUNNING and bool(out.converged):
+                self.status = Status.CONVERGED
+            elif self.status is Status.RUNNING and self.tol is not None:
+                self._judge_progress(objective, best)
+            self.status = monitor.after_epochs(self.status, self.units, self.schedule)
+        self.best = best
+
+    def _judge_progress(self, objective, best):
+        """Apply the mini-batch progress rule: shrink the step, or stall, after no progress.
+
+        With early stopping the validation score judges progress instead.
+        """
+        if self.monitor.validate is not None:
+            return
+        self.n_bad = 0 if objective < best[0] - self.tol * abs(best[0]) else self.n_bad + 1
+        best[0] = min(best[0], objective)
+        if self.n_bad >= self.monitor.n_iter_no_change:
+            if self.schedule.shrink():
+                self.n_bad = 0
+            else:
+                self.status = Status.STALLED
+
+
+def _start_point(data, coef_init, intercept_init):
+    """Zeros, and an intercept exact for them, where no starting point is given."""
+    np_dtype = data.dtype.as_numpy_dtype
+    if coef_init is None:
+        coef_init = np.zeros((data.n_features, data.n_targets), np_dtype)
+    if intercept_init is None:
+        intercept_init = np.full(data.n_targets, np.nan, np_dtype)
+    return coef_init, intercept_init
+
+
+def run(
+    data,
     *,
     alpha,
     fit_intercept,
@@ -262,7 +398,6 @@ def train(
     eta0=0.01,
     power_t=0.25,
     epochs=None,
-    batch_size=None,
     coef_init=None,
     intercept_init=None,
     state=None,
@@ -271,19 +406,13 @@ def train(
     on_epoch=None,
     report_every=1,
 ):
-    """Minimise J by gradient steps and return the coefficients in the caller's units.
+    """Minimise J by gradient steps on ``data`` and return the coefficients in the caller's units.
 
     Parameters
     ----------
-    X : ndarray or scipy.sparse matrix of shape (n_samples, n_features), or a data object
-        Training data, float32 or float64; never modified, never densified,
-        never copied by centring. Or a :class:`skl_tfreg._streaming.Stream`
-        (anything with :class:`InMemory`'s interface), and then ``Y`` and
-        ``sample_weight`` are None.
-    Y : ndarray of shape (n_samples, n_targets), same dtype as X
-        Targets.
-    sample_weight : ndarray of shape (n_samples,), same dtype as X
-        Non-negative weights with a positive sum.
+    data : TrainingData
+        :class:`skl_tfreg._data.InMemory`, a :class:`skl_tfreg._streaming.Stream`,
+        or any other :class:`skl_tfreg._data.TrainingData`.
     alpha : float
         L2 penalty on the coefficients (not on the intercept).
     fit_intercept : bool
@@ -303,12 +432,9 @@ def train(
     eta0, power_t : float
         Step size of the explicit rules, in the preconditioned coordinates, and
         the exponent of ``"invscaling"``.
-    epochs : iterable of iterables of int arrays, or None
-        Mini-batch orders, one iterable of batches per epoch (for example
-        :func:`skl_tfreg.iter_epochs`). None trains on the full batch, where
-        the order of rows cannot change the gradient.
-    batch_size : int or None
-        Nominal mini-batch size, for the ``"auto"`` step.
+    epochs : iterable of iterables, or None
+        Mini-batch epochs, as ``data.epochs`` gives them. None trains on the
+        full batch, where the order of rows cannot change the gradient.
     coef_init : ndarray of shape (n_features, n_targets) or None
         Starting coefficients (warm start); zeros when None.
     intercept_init : ndarray of shape (n_targets,) or None
@@ -333,179 +459,86 @@ def train(
     -------
     result : TrainResult
     """
-    data = X if hasattr(X, "minibatch_epoch") else InMemory(X, Y, sample_weight)
     dtype = data.dtype
-    n_features, n_targets = data.n_features, data.n_targets
     minibatch = epochs is not None
     eps = float(np.finfo(dtype.as_numpy_dtype).eps)
     tol_eff = 0.0 if tol is None else max(tol, _GRADIENT_FLOOR_EPS * eps)
-    # Progress is a relative fall of the objective by tol; along conjugate directions,
-    # by more than rounding, since the objective can plateau for many epochs while the
-    # gradient still falls (stopping there at tol left gaps to Ridge of 1e-4 to 1e3 on
-    # n < p problems of tests/test_optimum_sweep.py).
-    # With early stopping the validation score judges progress; the kernel keeps
-    # only its rounding floor.
-    floor = _core._ROUNDING_EPS * eps
+    # Along conjugate directions any fall beyond rounding is progress (the objective
+    # can plateau while the gradient still falls); early stopping judges by the score.
+    floor = _core.ROUNDING_EPS * eps
     conjugate = learning_rate == "auto" and not minibatch
     rtol = floor if tol is None or conjugate or validate is not None else max(tol, floor)
-    patience = min(n_iter_no_change, _NO_PATIENCE)
     carry = state is not None
-    if coef_init is None:
-        coef_init = np.zeros((n_features, n_targets), dtype.as_numpy_dtype)
-    if intercept_init is None:
-        intercept_init = np.full(n_targets, np.nan, dtype.as_numpy_dtype)
-    prior = state.moments if carry and accumulate else _no_moments(n_features, n_targets)
-    pb, moments, V, R, G, P, best, status, units = data.prepare(
-        fit_intercept, alpha, coef_init, intercept_init, prior, tol_eff
+    prior = state.moments if carry and accumulate else _no_moments(data.n_features, data.n_targets)
+    start = data.prepare(
+        fit_intercept, alpha, *_start_point(data, coef_init, intercept_init), prior, tol_eff
     )
-    status = int(status)
-    limit = _DIVERGENCE_FACTOR * float(best[0])
-
-    # The step rule's state, carried over from an earlier call of the same rule.
-    step_key = {"adaptive": ("adaptive", eta0)}.get(learning_rate)
-    if learning_rate == "auto" and minibatch:
-        step_key = ("auto", batch_size)
-    steps = dict(state.steps) if carry else {}
-    t, n_bad = (state.t, state.n_bad if accumulate else 0) if carry else (0, 0)
+    saved = dict(state.steps) if carry else {}
+    schedule = StepSchedule(learning_rate, eta0, power_t, minibatch=minibatch,
+                            batch_size=data.batch_size, saved=saved)  # fmt: skip
+    if schedule.needs_curvature:
+        schedule.from_curvature(*data.smoothness(start.problem), data.n_samples, data.batch_size)
     if conjugate and carry and state.direction is not None:
-        P = tf.constant(_direction_from_units(pb, *state.direction), dtype)
-    eta, n_reductions = steps.get(step_key, (None, 0))
-    if eta is None and step_key == ("auto", batch_size):
-        eta = _batch_learning_rate(*data.smoothness(pb), data.n_samples, batch_size)
-    elif eta is None:
-        eta = eta0
-
-    losses, scores = [], []
-    best_score, best_units, n_bad_score = -np.inf, None, 0
-    recoveries = 0
-    started = time.perf_counter()
-    period = 1 if validate is not None else max(int(report_every), 1)
-    power = power_t if learning_rate == "invscaling" else 0.0  # 0: a constant step
-
-    def shrink_step():
-        """Shrink the step after a stall if the rule allows; whether it did."""
-        nonlocal eta, n_reductions
-        if (learning_rate == "adaptive" and eta > _MIN_ADAPTIVE_ETA) or (
-            learning_rate == "auto" and minibatch and n_reductions < _MAX_STEP_REDUCTIONS
-        ):
-            eta, n_reductions = eta / _STEP_REDUCTION, n_reductions + 1
-            return True
-        return False
-
-    def after_epochs(status, units):
-        """Early stopping and reports once the epochs of a call are in; the new status."""
-        nonlocal best_score, best_units, n_bad_score
-        if validate is None and on_epoch is None:
-            return status
-        coef, intercept, grad, _ = (u.numpy() for u in units)
-        if validate is not None and status in (RUNNING, CONVERGED, STALLED):
-            score = float(validate(coef, intercept))
-            scores.append(score)
-            if tol is not None:
-                n_bad_score = n_bad_score + 1 if score < best_score + tol else 0
-            if score > best_score:
-                best_score, best_units = score, (coef, intercept)
-            if n_bad_score >= n_iter_no_change and status == RUNNING:
-                if shrink_step():
-                    n_bad_score = 0
-                else:
-                    status = STALLED
-        n_done = len(losses)
-        final = status != RUNNING or n_done == max_iter
-        if on_epoch is not None and n_done and (final or n_done % period == 0):
-            report = Epoch(n_done, losses[-1], float(grad), coef, intercept,
-                           time.perf_counter() - started, final)  # fmt: skip
-            if on_epoch(report) and not final:
-                status = STOPPED
-        return status
-
-    if not minibatch:
-        chunk = period if (validate is not None or on_epoch is not None) else max_iter
-        run = data.full_batch
-        fb_state = (V, R, G, P, best, tf.constant(n_bad, tf.int32))
-        while status == RUNNING and len(losses) < max_iter:
-            n = min(chunk, max_iter - len(losses), _NO_PATIENCE)
-            rule = (tf.constant(conjugate), tf.constant(eta, dtype), tf.constant(power, dtype),
-                    tf.constant(t, dtype), tf.constant(rtol, dtype),
-                    tf.constant(patience))  # fmt: skip
-            fb_state, chunk_losses, status, units = run(
-                pb, fb_state, tf.constant(n), rule, tf.constant(tol_eff, dtype),
-                tf.constant(limit, dtype),
-            )  # fmt: skip
-            status = int(status)
-            losses.extend(chunk_losses.numpy().tolist())
-            t += len(chunk_losses)
-            if status == DIVERGED and learning_rate == "adaptive" and recoveries < _MAX_RECOVERIES:
-                # The kernel stopped before the diverging epoch: retry it, smaller.
-                eta, recoveries, status = eta / _STEP_REDUCTION, recoveries + 1, RUNNING
-            if status == STALLED and learning_rate == "adaptive" and shrink_step():
-                fb_state, status = (*fb_state[:5], tf.constant(0)), RUNNING
-            status = after_epochs(status, units) if len(chunk_losses) else status
-        P, best, n_bad = fb_state[3], fb_state[4].numpy(), int(fb_state[5])
+        P = tf.constant(_direction_from_units(start.problem, *state.direction), dtype)
+        start = start._replace(state=start.state._replace(P=P))
+    monitor = EpochMonitor(max_iter, tol, n_iter_no_change, validate, on_epoch, report_every)
+    patience = min(n_iter_no_change, _NO_PATIENCE)
+    progress = _core.Progress(
+        tf.constant(conjugate), tf.constant(rtol, dtype), tf.constant(patience)
+    )
+    n_bad = state.n_bad if carry and accumulate else 0
+    trainer = Trainer(data, start, schedule, monitor, progress, tol=tol, tol_eff=tol_eff,
+                      t=state.t if carry else 0, n_bad=n_bad)  # fmt: skip
+    if minibatch:
+        trainer.minibatch_loop(epochs)
     else:
-        best = best.numpy()
-        epochs = iter(epochs)
-        batches = None
-        while status == RUNNING and len(losses) < max_iter:
-            if batches is None:  # else retry the epoch that diverged, with a smaller step
-                batches = next(epochs, None)
-                if batches is None:
-                    break
-                batches = list(batches)
-            rule = (tf.constant(eta, dtype), tf.constant(power, dtype), tf.constant(t, dtype))
-            new_V, objective, converged, new_units, n_steps = data.minibatch_epoch(
-                pb, V, batches, rule, tf.constant(tol_eff, dtype)
-            )
-            objective = float(objective)
-            if not objective <= limit:  # also catches NaN
-                if learning_rate in ("auto", "adaptive") and recoveries < _MAX_RECOVERIES:
-                    eta, recoveries = eta / _STEP_REDUCTION, recoveries + 1
-                    continue  # the epoch is undone: V stays where it was
-                status = DIVERGED
-            V, units = new_V, new_units
-            losses.append(objective)
-            t += n_steps
-            batches = None
-            if status == RUNNING and bool(converged):
-                status = CONVERGED
-            elif status == RUNNING and tol is not None and validate is None:
-                n_bad = 0 if objective < best[0] - tol * abs(best[0]) else n_bad + 1
-                best[0] = min(best[0], objective)
-                if n_bad >= n_iter_no_change:
-                    if shrink_step():
-                        n_bad = 0
-                    else:
-                        status = STALLED
-            status = after_epochs(status, units)
+        trainer.full_batch_loop()
+    return _result(trainer, start, state, conjugate, tol, tol_eff)
 
-    coef, intercept, grad, ratio = (u.numpy() for u in units)
-    if best_units is not None:
-        coef, intercept = best_units
+
+def _result(trainer, start, state, conjugate, tol, tol_eff):
+    """Assemble the :class:`TrainResult` of a finished :class:`Trainer`."""
+    monitor = trainer.monitor
+    coef, intercept, grad, ratio = (u.numpy() for u in trainer.units)
+    if monitor.best_units is not None:
+        coef, intercept = monitor.best_units
+    status = trainer.status
     # A float64 gradient is accurate far below sqrt(tol): stopping at rounding above
     # that means the problem is too ill-conditioned. A float32 gradient's accuracy
     # depends on n and on the columns' offsets, so there the floor is the answer.
     far = tol is not None and ratio > np.sqrt(tol_eff)
-    if status == STALLED and conjugate and validate is None and dtype == tf.float64 and far:
-        status = FLOOR
-    if step_key is not None:
-        steps[step_key] = (float(eta), n_reductions)
+    float64 = trainer.data.dtype == tf.float64
+    if status is Status.STALLED and conjugate and monitor.validate is None and float64 and far:
+        status = Status.FLOOR
+    if status is Status.RUNNING:
+        status = Status.MAX_ITER
+    carried_steps = dict(state.steps) if state is not None else {}
     new_state = TrainState(
-        moments=tuple(np.asarray(m) for m in moments),
-        direction=_direction_in_units(pb, P) if conjugate else None,
-        steps=steps,
-        best=np.asarray(best, dtype=np.float64),
-        n_bad=int(n_bad),
-        t=t,
+        moments=tuple(np.asarray(m) for m in start.moments),
+        direction=_direction_in_units(start.problem, trainer.state.P) if conjugate else None,
+        steps=trainer.schedule.save(carried_steps),
+        best=np.asarray(trainer.best, dtype=np.float64),
+        n_bad=int(trainer.n_bad),
+        t=trainer.t,
     )
     return TrainResult(
         coef=coef,
         intercept=intercept,
-        n_epochs=len(losses),
-        n_steps=t - (state.t if carry else 0),
-        loss_curve=np.asarray(losses, dtype=np.float64),
+        n_epochs=monitor.n_done,
+        n_steps=trainer.t - (state.t if state is not None else 0),
+        loss_curve=np.asarray(monitor.losses, dtype=np.float64),
         grad_norm=float(grad),
         grad_ratio=float(ratio),
-        status=_STATUS.get(status, "max_iter"),
+        status=status,
         state=new_state,
-        validation_scores=np.asarray(scores, dtype=np.float64),
+        validation_scores=np.asarray(monitor.scores, dtype=np.float64),
     )
+
+
+def train(X, Y, sample_weight, *, batch_size=None, **kwargs):
+    """:func:`run` on arrays in memory: ``X``, ``Y`` of shape (n, n_targets), the weights.
+
+    ``batch_size`` is the nominal mini-batch size of the automatic step; the
+    other keywords are :func:`run`'s.
+    """
+    return run(InMemory(X, Y, sample_weight, batch_size=batch_size), **kwargs)

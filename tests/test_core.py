@@ -142,7 +142,7 @@ def test_kernels_trace_once_per_dtype_across_shapes(rng, dtype):
 
 
 def test_as_tensor_copies_once_or_shares_an_aligned_buffer(rng, tmp_path):
-    from skl_tfreg._training import as_tensor
+    from skl_tfreg._tensors import as_tensor
 
     X = rng.normal(size=(300, 7))
     np.save(tmp_path / "X.npy", X)
