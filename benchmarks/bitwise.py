@@ -84,19 +84,25 @@ def _configurations():
         "full batch float32": lambda: fit(X32, y32, s, alpha=1e-3),
         "full batch no intercept": lambda: fit(X, y, s, alpha=1e-2, fit_intercept=False),
         "full batch alpha 0": lambda: fit(X, y, s, alpha=0.0),
-        "full batch constant": lambda: fit(X, y, s, learning_rate="constant", eta0=0.05,
-                                           max_iter=40),  # fmt: skip
-        "full batch invscaling": lambda: fit(X, y, s, learning_rate="invscaling", eta0=0.1,
-                                             max_iter=40),  # fmt: skip
-        "full batch adaptive": lambda: fit(X, y, s, learning_rate="adaptive", eta0=0.5,
-                                           max_iter=60),  # fmt: skip
+        "full batch constant": lambda: fit(
+            X, y, s, learning_rate="constant", eta0=0.05, max_iter=40
+        ),  # fmt: skip
+        "full batch invscaling": lambda: fit(
+            X, y, s, learning_rate="invscaling", eta0=0.1, max_iter=40
+        ),  # fmt: skip
+        "full batch adaptive": lambda: fit(
+            X, y, s, learning_rate="adaptive", eta0=0.5, max_iter=60
+        ),  # fmt: skip
         "mini-batch auto": lambda: fit(X, y, s, **minibatch),
-        "mini-batch constant": lambda: fit(X, y, s, learning_rate="constant", eta0=0.01,
-                                           **minibatch),  # fmt: skip
-        "mini-batch invscaling": lambda: fit(X, y, s, learning_rate="invscaling", eta0=0.02,
-                                             **minibatch),  # fmt: skip
-        "mini-batch adaptive": lambda: fit(X, y, s, learning_rate="adaptive", eta0=0.05,
-                                           **minibatch),  # fmt: skip
+        "mini-batch constant": lambda: fit(
+            X, y, s, learning_rate="constant", eta0=0.01, **minibatch
+        ),  # fmt: skip
+        "mini-batch invscaling": lambda: fit(
+            X, y, s, learning_rate="invscaling", eta0=0.02, **minibatch
+        ),  # fmt: skip
+        "mini-batch adaptive": lambda: fit(
+            X, y, s, learning_rate="adaptive", eta0=0.05, **minibatch
+        ),  # fmt: skip
         "mini-batch float32 no shuffle": lambda: fit(X32, y32, s, shuffle=False, **minibatch),
         "sparse full batch": lambda: fit(Xs, ys, alpha=1e-3),
         "sparse mini-batch": lambda: fit(Xs, ys, alpha=1e-3, **minibatch),
@@ -108,8 +114,9 @@ def _configurations():
             alpha=1e-3, learning_rate="constant", eta0=0.01, shuffle=False, **minibatch
         ).fit_stream(_stream(X, y, s)),
         "partial_fit full batch": lambda: partial(X, y, s, 6, alpha=1e-3),
-        "partial_fit mini-batch": lambda: partial(X, y, s, 6, alpha=1e-3, batch_size=32,
-                                                  random_state=0),  # fmt: skip
+        "partial_fit mini-batch": lambda: partial(
+            X, y, s, 6, alpha=1e-3, batch_size=32, random_state=0
+        ),  # fmt: skip
         "warm start": lambda: warm(X, y, s),
         "early stopping full batch": lambda: fit(X, y, s, early_stopping=True, random_state=0),
         "early stopping mini-batch": lambda: fit(X, y, s, early_stopping=True, **minibatch),
