@@ -93,7 +93,76 @@ def _is_number(text):
     return True
 
 
-class CSVSource:
+_ATTRIBUTES = """Attributes
+    ----------
+    path : str
+        The file.
+    target : str or None
+        The target column.
+    columns : ndarray of str, dtype object
+        All column names of the file, in order.
+    feature_names : ndarray of str, dtype object
+        The feature columns read into ``X``, in order."""
+
+
+class _FileSource:
+    """What the file sources share: the file, its columns, and the protocol of a call.
+
+    A subclass sets the file with :meth:`_set_file`, the columns with
+    :meth:`_set_columns` and yields its batches from ``_batches``, each through
+    :meth:`_batch`. Its docstring's ``{attributes}`` line becomes the
+    Attributes section.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__:  # None under python -OO
+            cls.__doc__ = cls.__doc__.replace("{attributes}", _ATTRIBUTES)
+
+    def _set_file(self, path, target, batch_rows, dtype):
+        self.path = os.fspath(path)
+        self.target = target
+        self.batch_rows = _check_batch_rows(batch_rows)
+        self.dtype = _check_dtype(dtype)
+
+    def _set_columns(self, names, columns):
+        """Select the feature columns ``columns`` (None: all but the target) of ``names``."""
+        self.columns = np.asarray(names, dtype=object)
+        features, self._feature_index, self._target_index = _select(
+            self.path, names, self.target, columns
+        )
+        self.feature_names = np.asarray(features, dtype=object)
+        self._usecols = self._feature_index + (
+            [] if self._target_index is None else [self._target_index]
+        )
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}({self.path!r}, target={self.target!r}, "
+            f"batch_rows={self.batch_rows})"
+        )
+
+    def __call__(self):
+        """Return an iterator over the batches of one pass through the file.
+
+        Returns
+        -------
+        batches : iterator of tuple or ndarray
+            ``(X, y)`` per batch with a target, ``X`` alone without one; ``X``
+            of shape (n_rows, n_features), ``y`` of shape (n_rows,).
+        """
+        return self._batches()
+
+    def _batch(self, data):
+        """Return one batch of ``data``, whose columns are those of ``_usecols``."""
+        # Contiguous copies: the layout of X is the same whatever the columns' order.
+        X = np.ascontiguousarray(data[:, : len(self._feature_index)])
+        if self._target_index is None:
+            return X
+        return X, np.ascontiguousarray(data[:, -1])
+
+
+class CSVSource(_FileSource):
     r"""Read a CSV file with a header line in batches of rows, for ``fit_stream``.
 
     Each call opens the file and returns an iterator of batches: ``(X, y)``
@@ -129,16 +198,7 @@ class CSVSource:
         column but the target. Other columns are not parsed, so they may hold
         text (their number of fields is still checked).
 
-    Attributes
-    ----------
-    path : str
-        The file.
-    target : str or None
-        The target column.
-    columns : ndarray of str, dtype object
-        All column names of the file, in order.
-    feature_names : ndarray of str, dtype object
-        The feature columns read into ``X``, in order.
+    {attributes}
 
     Raises
     ------
@@ -181,10 +241,7 @@ class CSVSource:
         delimiter=",",
         columns=None,
     ):
-        self.path = os.fspath(path)
-        self.target = target
-        self.batch_rows = _check_batch_rows(batch_rows)
-        self.dtype = _check_dtype(dtype)
+        self._set_file(path, target, batch_rows, dtype)
         if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '\r\n"':
             raise ValueError(
                 f"delimiter must be one character (not a quote or newline), got {delimiter!r}."
@@ -197,23 +254,13 @@ class CSVSource:
                     raise ValueError(f"{self.path}: no data rows, only the header line.")
             except UnicodeDecodeError as exc:
                 raise self._decoding_error(exc) from None
-        self.columns = np.asarray(names, dtype=object)
-        features, self._feature_index, self._target_index = _select(
-            self.path, names, target, columns
-        )
-        self.feature_names = np.asarray(features, dtype=object)
-        self._usecols = self._feature_index + (
-            [] if self._target_index is None else [self._target_index]
-        )
+        self._set_columns(names, columns)
         # loadtxt checks that all lines have as many fields only when it reads them all:
         # then it parses every column (in file order) and _parse reorders them.
         self._subset = len(self._usecols) < len(names)
         self._parsed = sorted(self._usecols) if self._subset else list(range(len(names)))
         order = [self._parsed.index(i) for i in self._usecols]
         self._order = None if order == sorted(order) else order
-
-    def __repr__(self):
-        return f"CSVSource({self.path!r}, target={self.target!r}, batch_rows={self.batch_rows})"
 
     def _open(self):
         # utf-8-sig drops a byte order mark; newline=None reads \r\n and \r endings too.
@@ -257,17 +304,6 @@ class CSVSource:
             raise ValueError(f"{self.path}: column {empty[0]} of the header (line 1) has no name.")
         return names
 
-    def __call__(self):
-        """Return an iterator over the batches of one pass through the file.
-
-        Returns
-        -------
-        batches : iterator of tuple or ndarray
-            ``(X, y)`` per batch with a target, ``X`` alone without one; ``X``
-            of shape (n_rows, n_features), ``y`` of shape (n_rows,).
-        """
-        return self._batches()
-
     def _batches(self):
         with self._open() as f:
             if self._read_header(f) != list(self.columns):
@@ -282,12 +318,7 @@ class CSVSource:
                 if data.shape[0] == 0:
                     continue  # only empty lines
                 n_rows += data.shape[0]
-                # Contiguous copies: the layout of X is the same whatever the columns' order.
-                X = np.ascontiguousarray(data[:, : len(self._feature_index)])
-                if self._target_index is None:
-                    yield X
-                else:
-                    yield X, np.ascontiguousarray(data[:, -1])
+                yield self._batch(data)
             if n_rows == 0:
                 raise ValueError(f"{self.path}: no data rows, only the header line.")
 
@@ -388,7 +419,7 @@ def _numeric(pa, data_type):
     )
 
 
-class ParquetSource:
+class ParquetSource(_FileSource):
     """Read a Parquet file in batches of rows, for ``fit_stream``; needs pyarrow.
 
     The protocol of :class:`CSVSource`: each call opens the file and returns an
@@ -414,16 +445,7 @@ class ParquetSource:
         column but the target. Other columns are not read and may have any
         type.
 
-    Attributes
-    ----------
-    path : str
-        The file.
-    target : str or None
-        The target column.
-    columns : ndarray of str, dtype object
-        All column names of the file, in order.
-    feature_names : ndarray of str, dtype object
-        The feature columns read into ``X``, in order.
+    {attributes}
 
     Raises
     ------
@@ -462,21 +484,11 @@ class ParquetSource:
                 "ParquetSource needs pyarrow, which is not installed: pip install pyarrow"
             ) from exc
         self._pa, self._pq = pa, pq
-        self.path = os.fspath(path)
-        self.target = target
-        self.batch_rows = _check_batch_rows(batch_rows)
-        self.dtype = _check_dtype(dtype)
+        self._set_file(path, target, batch_rows, dtype)
         with self._open() as parquet:
             schema, n_rows = parquet.schema_arrow, parquet.metadata.num_rows
         names = list(schema.names)
-        self.columns = np.asarray(names, dtype=object)
-        features, self._feature_index, self._target_index = _select(
-            self.path, names, target, columns
-        )
-        self.feature_names = np.asarray(features, dtype=object)
-        self._usecols = self._feature_index + (
-            [] if self._target_index is None else [self._target_index]
-        )
+        self._set_columns(names, columns)
         for index in self._usecols:
             field = schema.field(index)
             if not _numeric(pa, field.type):
@@ -485,9 +497,6 @@ class ParquetSource:
                 )
         if n_rows == 0:
             raise ValueError(f"{self.path}: the file has no rows.")
-
-    def __repr__(self):
-        return f"ParquetSource({self.path!r}, target={self.target!r}, batch_rows={self.batch_rows})"
 
     def _open(self):
         if os.path.isdir(self.path):
@@ -499,20 +508,9 @@ class ParquetSource:
         except self._pa.ArrowException as exc:
             raise ValueError(f"{self.path}: not a Parquet file ({exc}).") from None
 
-    def __call__(self):
-        """Return an iterator over the batches of one pass through the file.
-
-        Returns
-        -------
-        batches : iterator of tuple or ndarray
-            ``(X, y)`` per batch with a target, ``X`` alone without one; ``X``
-            of shape (n_rows, n_features), ``y`` of shape (n_rows,).
-        """
-        return self._batches()
-
     def _batches(self):
         names = [self.columns[i] for i in self._usecols]
-        n_features, row = len(self._feature_index), 0
+        row = 0
         with self._open() as parquet:
             if list(parquet.schema_arrow.names) != list(self.columns):
                 raise ValueError(f"{self.path}: the columns changed since the source was created.")
@@ -536,10 +534,5 @@ class ParquetSource:
                             "and infinity cannot be fitted or predicted."
                         )
                 row += batch.num_rows
-                if batch.num_rows == 0:
-                    continue
-                X = np.ascontiguousarray(data[:, :n_features])
-                if self._target_index is None:
-                    yield X
-                else:
-                    yield X, np.ascontiguousarray(data[:, -1])
+                if batch.num_rows > 0:
+                    yield self._batch(data)
