@@ -154,6 +154,18 @@ def _demo(args):
     return 0
 
 
+# Options of more than one command, declared once.
+_SHARED_OPTIONS = {
+    "--alpha": dict(
+        type=_number(float, 0), default=1e-4, metavar="A", help="L2 penalty (default 1e-4)"
+    ),
+    "--batch-rows": dict(
+        type=_number(int, 1), default=65536, metavar="R",
+        help="rows read at a time (default 65536)",
+    ),
+}  # fmt: skip
+
+
 def _parser():
     parser = _Parser(
         prog=PROG,
@@ -169,13 +181,7 @@ def _parser():
         default=1,
         help="epochs between lines (default 1)",
     )
-    demo.add_argument(
-        "--alpha",
-        type=_number(float, 0),
-        default=1e-4,
-        metavar="A",
-        help="L2 penalty (default 1e-4)",
-    )
+    demo.add_argument("--alpha", **_SHARED_OPTIONS["--alpha"])
     demo.set_defaults(run=_demo)
 
     fit = commands.add_parser(
@@ -188,41 +194,14 @@ def _parser():
     fit.add_argument("data", metavar="DATA", help="training data: a .csv or .parquet file")
     fit.add_argument("--target", required=True, metavar="COL", help="name of the target column")
     fit.add_argument("--model", required=True, metavar="PATH", help="model file to write")
-    fit.add_argument(
-        "--alpha",
-        type=_number(float, 0),
-        default=1e-4,
-        metavar="A",
-        help="L2 penalty (default 1e-4)",
-    )
-    fit.add_argument(
-        "--max-iter",
-        type=_number(int, 1),
-        default=1000,
-        metavar="N",
-        help="most epochs (default 1000)",
-    )
-    fit.add_argument(
-        "--batch-size",
-        type=_number(int, 1, "auto"),
-        default="auto",
-        metavar="B|auto",
-        help="rows per gradient step; 'auto' (default): full batch",
-    )
-    fit.add_argument(
-        "--tol",
-        type=_number(float, 0, "none"),
-        default=1e-10,
-        metavar="T|none",
-        help="stopping tolerance (default 1e-10); 'none' runs N epochs",
-    )
-    fit.add_argument(
-        "--batch-rows",
-        type=_number(int, 1),
-        default=65536,
-        metavar="R",
-        help="rows read at a time (default 65536)",
-    )
+    fit.add_argument("--alpha", **_SHARED_OPTIONS["--alpha"])
+    fit.add_argument("--max-iter", type=_number(int, 1), default=1000, metavar="N",
+                     help="most epochs (default 1000)")  # fmt: skip
+    fit.add_argument("--batch-size", type=_number(int, 1, "auto"), default="auto", metavar="B|auto",
+                     help="rows per gradient step; 'auto' (default): full batch")  # fmt: skip
+    fit.add_argument("--tol", type=_number(float, 0, "none"), default=1e-10, metavar="T|none",
+                     help="stopping tolerance (default 1e-10); 'none' runs N epochs")  # fmt: skip
+    fit.add_argument("--batch-rows", **_SHARED_OPTIONS["--batch-rows"])
     fit.add_argument("--quiet", action="store_true", help="no progress lines")
     fit.set_defaults(run=_fit)
 
@@ -240,13 +219,7 @@ def _parser():
     predict.add_argument(
         "--output", "-o", metavar="FILE", help="write the CSV here instead of to stdout"
     )
-    predict.add_argument(
-        "--batch-rows",
-        type=_number(int, 1),
-        default=65536,
-        metavar="R",
-        help="rows read at a time (default 65536)",
-    )
+    predict.add_argument("--batch-rows", **_SHARED_OPTIONS["--batch-rows"])
     predict.set_defaults(run=_predict)
     return parser
 
