@@ -42,6 +42,7 @@ class _Start(NamedTuple):
     intercept_init: np.ndarray | None  # (n_targets,); NaN where the intercept is frozen
     state: _training.TrainState | None
 
+
 # What a warm start on other targets is told to do.
 _NEW_MODEL_HINT = "set warm_start=False to fit a new model"
 
@@ -310,6 +311,10 @@ class SGDL2Regressor(*_BASES):
                 f"this SGDL2Regressor was fitted on y of {shape}; {action}."
             )
 
+    def _warm(self):
+        """Whether ``fit`` and ``fit_stream`` continue from the fitted model."""
+        return self.warm_start and hasattr(self, "coef_")
+
     def _initial_state(self):
         """Return the :class:`_Start` that continues from the fitted model."""
         coef = np.atleast_2d(self.coef_).T  # (n_features, n_targets)
@@ -379,7 +384,7 @@ class SGDL2Regressor(*_BASES):
         self : SGDL2Regressor
             The fitted estimator.
         """
-        warm = self.warm_start and hasattr(self, "coef_")
+        warm = self._warm()
 
         def validate(replicas):
             # Early stopping holds rows out of training: scan them all first. Under a
@@ -498,9 +503,9 @@ class SGDL2Regressor(*_BASES):
         Returns
         -------
         self : SGDL2Regressor
-            The fitted estimator.
+            The estimator, fitted on every row of the stream.
         """
-        warm = self.warm_start and hasattr(self, "coef_")
+        warm = self._warm()
 
         def validate(replicas):
             if self.early_stopping:
