@@ -170,11 +170,11 @@ def _parser():
     parser = _Parser(
         prog=PROG,
         description="Fit an SGDL2Regressor on a CSV or Parquet file larger than memory, "
-        "predict with a saved model, or run the original post's demo.",
+        "predict with a saved model, or run the seed experiment's demo.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="fit the original post's data and compare")
+    demo = commands.add_parser("demo", help="fit the seed experiment's data and compare")
     demo.add_argument(
         "--display-step",
         type=_number(int, 1),

@@ -1,4 +1,9 @@
-"""The original post's experiment, run with SGDL2Regressor and checked in closed form."""
+"""The seed experiment, run with SGDL2Regressor and checked in closed form.
+
+The package began from a 2016 blog post, "Linear Regression" in TensorFlow 1: a
+one-feature model trained by gradient descent on batches from generators, which
+printed the loss, W and b every few epochs. Its data are reproduced here.
+"""
 
 from __future__ import annotations
 

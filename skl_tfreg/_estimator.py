@@ -492,7 +492,7 @@ class SGDL2Regressor(*_BASES):
         ----------
         source : callable or tf.data.Dataset
             A callable returning a new iterable of batches for each epoch (the
-            original post's ``generate_epochs``), or a ``tf.data.Dataset`` of
+            ``generate_epochs`` of a TF1-style training loop), or a ``tf.data.Dataset`` of
             batches. Each batch is ``(X, y)`` or ``(X, y, sample_weight)`` with
             the shapes :meth:`fit` takes (X may be scipy.sparse or a pandas
             DataFrame); every batch must have the same features, and ``y`` the
@@ -812,7 +812,10 @@ class SGDL2Regressor(*_BASES):
 
 
 def _print_progress(report):
-    """Print the original post's display line: epoch, training loss, W and b."""
+    """Print one progress line: epoch, training loss, gradient norm, W, b and time.
+
+    The display of the TF1 blog post the package began from (:mod:`skl_tfreg._demo`).
+    """
     coef = report.coef[:, 0] if report.coef.shape[1] == 1 else report.coef.T
     w = np.array2string(coef, precision=6, threshold=6, edgeitems=2, max_line_width=10**6)
     b = np.array2string(report.intercept, precision=6)[1:-1]
