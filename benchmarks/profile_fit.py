@@ -18,7 +18,7 @@ import tensorflow as tf  # noqa: E402
 from run import _standardized  # noqa: E402
 from sklearn.linear_model import Ridge, SGDRegressor  # noqa: E402
 
-from skl_tfreg import SGDL2Regressor, _core, _training  # noqa: E402
+from skl_tfreg import SGDL2Regressor, _core, _tensors, _training  # noqa: E402
 
 
 def _median_ms(fn, repeats):
@@ -36,7 +36,7 @@ def stages(X, y, repeats):
     alpha, dtype = 1e-4, tf.as_dtype(X.dtype)
     reg = SGDL2Regressor(alpha=alpha).fit(X, y)
     epochs = reg.n_iter_
-    Xt = _training.as_tensor(X)
+    Xt = _tensors.as_tensor(X)
     Y, s = tf.constant(y[:, None]), tf.ones([len(y)], dtype)
     p = X.shape[1]
     prepare_args = (
@@ -44,16 +44,17 @@ def stages(X, y, repeats):
         tf.constant([np.nan], dtype), _core.Moments(*map(tf.constant, _training._no_moments(p, 1))),
         tf.constant(10 * np.finfo(X.dtype).eps, dtype),
     )  # fmt: skip
-    prepare = _core.kernel(_core._prepare, dtype)
-    pb, _, V, R, G, P, best, _, _ = prepare(*prepare_args)
-    moments = tf.function(_core._weighted_moments, autograph=False).get_concrete_function(Xt, Y, s)
-    full_batch = _core.kernel(_core._full_batch, dtype)
+    prepare = _core.kernel(_core.prepare, dtype)
+    start = prepare(*prepare_args)
+    moments = _core.kernel(_core.chunk_moments, dtype)
+    full_batch = _core.kernel(_core.full_batch, dtype)
+    zero = tf.constant(0.0, dtype)
+    schedule = _core.Schedule(zero, zero, zero)
+    progress = _core.Progress(tf.constant(True), zero, tf.constant(10**6))
 
     def run(n):
-        rule = (tf.constant(True), tf.constant(0.0, dtype), tf.constant(0.0, dtype),
-                tf.constant(0.0, dtype), tf.constant(0.0, dtype), tf.constant(10**6))  # fmt: skip
-        return full_batch(pb, (V, R, G, P, best, tf.constant(0)), tf.constant(n), rule,
-                          tf.constant(0.0, dtype), tf.constant(np.inf, dtype))  # fmt: skip
+        return full_batch(start.problem, start.state, tf.constant(n), schedule, progress, zero,
+                          tf.constant(np.inf, dtype))  # fmt: skip
 
     one, five = _median_ms(lambda: run(1), repeats), _median_ms(lambda: run(5), repeats)
     return {
@@ -61,7 +62,7 @@ def stages(X, y, repeats):
         "  validation (scikit-learn)": _median_ms(
             lambda: reg._validate_training_data(X, y, None, reset=True), repeats
         ),
-        "  copy into TensorFlow": _median_ms(lambda: _training.as_tensor(X), repeats),
+        "  copy into TensorFlow": _median_ms(lambda: _tensors.as_tensor(X), repeats),
         "  moments (one pass)": _median_ms(lambda: moments(Xt, Y, s), repeats),
         "  prepare (moments, residual, gradient)": _median_ms(
             lambda: prepare(*prepare_args), repeats
