@@ -19,6 +19,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from . import _distributed, _persistence, _savedmodel, _streaming, _training
 from ._callbacks import CallbackSupportMixin, EpochCallbacks, has_callbacks
 from ._data import InMemory
+from ._state import TrainState
 from ._status import Status
 
 # What fit and partial_fit store (and a fit of a new model clears first).
@@ -40,7 +41,7 @@ class _Start(NamedTuple):
 
     coef_init: np.ndarray | None  # (n_features, n_targets)
     intercept_init: np.ndarray | None  # (n_targets,); NaN where the intercept is frozen
-    state: _training.TrainState | None
+    state: TrainState | None
 
 
 # What a warm start on other targets is told to do.

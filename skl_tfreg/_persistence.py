@@ -38,7 +38,7 @@ import numpy as np
 import sklearn
 import tensorflow as tf
 
-from ._training import TrainState
+from ._state import TrainState
 from ._version import __version__
 
 FORMAT = "skl_tfreg.SGDL2Regressor"

@@ -42,6 +42,7 @@ import tensorflow as tf
 
 from . import _core
 from ._data import InMemory
+from ._state import TrainState
 from ._status import Status
 
 __all__ = ["TrainState", "Epoch", "TrainResult", "StepSchedule", "EpochMonitor", "Trainer",
@@ -54,31 +55,6 @@ _MAX_STEP_REDUCTIONS = 5  # "auto" mini-batch steps shrink at most this often on
 _MAX_RECOVERIES = 10  # "auto" / "adaptive": divergences undone by a smaller step
 _MIN_ADAPTIVE_ETA = 1e-6  # "adaptive" stops once its step falls below this
 _NO_PATIENCE = np.iinfo(np.int32).max  # the objective rule off (early stopping decides)
-
-
-class TrainState(NamedTuple):
-    """Everything a later call needs to continue training; numpy and Python only.
-
-    ``moments`` are the float64 weighted moments of every row trained on so far
-    (``partial_fit`` merges each chunk into them; they define the
-    preconditioner). ``direction`` is the last conjugate-gradient direction in
-    the caller's units, ``(dW, db)`` (None after any other step rule), so that it
-    survives a change of preconditioner. ``steps`` maps a step rule to its
-    current ``(eta, n_reductions)``: ``("adaptive", eta0)`` and
-    ``("auto", batch_size)`` (mini-batch), so that a chunk trained under another
-    rule or batch size does not reset them. ``best`` and ``n_bad`` are the
-    progress rule's reference (lowest objective, lowest gradient norm) and its
-    count of epochs without progress; ``partial_fit`` carries the count only,
-    judging each chunk against its own objective at the start of the call.
-    ``t`` counts gradient steps.
-    """
-
-    moments: tuple
-    direction: tuple | None
-    steps: dict
-    best: np.ndarray
-    n_bad: int
-    t: int
 
 
 class Epoch(NamedTuple):

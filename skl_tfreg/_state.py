@@ -1,0 +1,39 @@
+"""TrainState: what a later call needs to continue training, numpy and Python only.
+
+A leaf: the driver (:mod:`skl_tfreg._training`) makes it, the estimator keeps it
+as ``_train_state``, and :mod:`skl_tfreg._persistence` saves it, without either
+of the last two depending on TensorFlow or on the driver for it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["TrainState"]
+
+
+class TrainState(NamedTuple):
+    """Everything a later call needs to continue training; numpy and Python only.
+
+    ``moments`` are the float64 weighted moments of every row trained on so far
+    (``partial_fit`` merges each chunk into them; they define the
+    preconditioner). ``direction`` is the last conjugate-gradient direction in
+    the caller's units, ``(dW, db)`` (None after any other step rule), so that it
+    survives a change of preconditioner. ``steps`` maps a step rule to its
+    current ``(eta, n_reductions)``: ``("adaptive", eta0)`` and
+    ``("auto", batch_size)`` (mini-batch), so that a chunk trained under another
+    rule or batch size does not reset them. ``best`` and ``n_bad`` are the
+    progress rule's reference (lowest objective, lowest gradient norm) and its
+    count of epochs without progress; ``partial_fit`` carries the count only,
+    judging each chunk against its own objective at the start of the call.
+    ``t`` counts gradient steps.
+    """
+
+    moments: tuple
+    direction: tuple | None
+    steps: dict
+    best: np.ndarray
+    n_bad: int
+    t: int
