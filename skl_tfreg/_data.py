@@ -11,7 +11,7 @@ the NamedTuples of :mod:`skl_tfreg._core`. A stream computes its sums on a
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import tensorflow as tf
@@ -23,6 +23,7 @@ from ._tensors import is_sparse, training_tensors
 __all__ = ["TrainingData", "ReplicaSet", "InMemory"]
 
 
+@runtime_checkable
 class TrainingData(Protocol):
     """The interface every kind of training data gives the driver.
 
@@ -58,6 +59,7 @@ class TrainingData(Protocol):
         """Return the data's largest curvature and largest one-row curvature, floats."""
 
 
+@runtime_checkable
 class ReplicaSet(Protocol):
     """Where a stream's chunks are summed, and how the sums are added up across replicas."""
 
