@@ -272,11 +272,11 @@ class Trainer:
     rule's ``best`` and ``n_bad``.
     """
 
-    def __init__(self, data, start, schedule, monitor, progress, *, tol, tol_eff, t, n_bad):
+    def __init__(self, data, start, schedule, monitor, progress, *, tol_eff, t, n_bad):
         self.data, self.pb, self.schedule, self.monitor = data, start.problem, schedule, monitor
         self.state, self.units, self.status = start.state, start.units, Status.of(start.status)
         self.t, self.n_bad, self.best = t, n_bad, start.state.best
-        self.progress, self.tol = progress, tol
+        self.progress = progress
         self.tol_t = tf.constant(tol_eff, data.dtype)
         self.limit = _DIVERGENCE_FACTOR * float(start.state.best[0])
 
@@ -331,7 +331,7 @@ class Trainer:
             batches = None
             if self.status is Status.RUNNING and bool(out.converged):
                 self.status = Status.CONVERGED
-            elif self.status is Status.RUNNING and self.tol is not None:
+            elif self.status is Status.RUNNING and monitor.tol is not None:
                 self._judge_progress(objective, best)
             self.status = monitor.after_epochs(self.status, self.units, self.schedule)
         self.best = best
@@ -343,7 +343,8 @@ class Trainer:
         """
         if self.monitor.validate is not None:
             return
-        self.n_bad = 0 if objective < best[0] - self.tol * abs(best[0]) else self.n_bad + 1
+        tol = self.monitor.tol
+        self.n_bad = 0 if objective < best[0] - tol * abs(best[0]) else self.n_bad + 1
         best[0] = min(best[0], objective)
         if self.n_bad >= self.monitor.n_iter_no_change:
             if self.schedule.shrink():
@@ -463,7 +464,7 @@ def run(
         tf.constant(conjugate), tf.constant(rtol, dtype), tf.constant(patience)
     )
     n_bad = state.n_bad if carry and accumulate else 0
-    trainer = Trainer(data, start, schedule, monitor, progress, tol=tol, tol_eff=tol_eff,
+    trainer = Trainer(data, start, schedule, monitor, progress, tol_eff=tol_eff,
                       t=state.t if carry else 0, n_bad=n_bad)  # fmt: skip
     if minibatch:
         trainer.minibatch_loop(epochs)
