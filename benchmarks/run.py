@@ -3,6 +3,11 @@
 Run from the project's root, after ``pip install .`` (Keras comes with TensorFlow)::
 
     python benchmarks/run.py             # all cases, about 5 minutes here
+
+Where OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE are set, numpy's BLAS (and so Ridge)
+runs slower: unset both for this command alone (``env -u OPENBLAS_CORETYPE -u
+OPENBLAS_L2_SIZE python benchmarks/run.py``). The machine line names the BLAS
+kernel threadpoolctl reports.
     python benchmarks/run.py --quick     # smaller repeat counts, for a smoke run
 
 It prints a table and writes ``docs/benchmarks.md``: the machine, the library
@@ -278,11 +283,19 @@ def _machine():
     except (OSError, StopIteration):
         pass
     import tensorflow as tf
+    from threadpoolctl import threadpool_info
 
+    blas = ", ".join(
+        f"{pool['internal_api']} {pool.get('version') or ''} {pool.get('architecture') or ''}"
+        f" ({pool['num_threads']} threads)".replace("  ", " ")
+        for pool in threadpool_info()
+        if pool["user_api"] == "blas"
+    )
     return (
         f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
         f"Python {platform.python_version()}, numpy {np.__version__}, scikit-learn "
-        f"{sklearn.__version__}, TensorFlow {tf.__version__}, skl_tfreg {skl_tfreg.__version__}"
+        f"{sklearn.__version__}, TensorFlow {tf.__version__}, skl_tfreg {skl_tfreg.__version__}; "
+        f"BLAS: {blas or 'none reported'}"
     )
 
 
