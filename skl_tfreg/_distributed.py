@@ -110,7 +110,7 @@ def check_parameters(replicas, params):
         )
 
 
-def fingerprint(params, dtype, coef_init, intercept_init, state):
+def fingerprint(params, dtype, start):
     """Return a digest of what every worker of a strategy must share.
 
     The parameters that shape training (not ``random_state`` or ``verbose``,
@@ -123,10 +123,9 @@ def fingerprint(params, dtype, coef_init, intercept_init, state):
         The estimator's ``get_params(deep=False)``.
     dtype : numpy dtype or None
         The training data's dtype, where known before training.
-    coef_init, intercept_init : ndarray or None
-        The starting point.
-    state : TrainState or None
-        The training state carried from an earlier call.
+    start : NamedTuple
+        ``(coef_init, intercept_init, state)``: the starting point (arrays or
+        None) and the TrainState carried from an earlier call (or None).
 
     Returns
     -------
@@ -137,7 +136,7 @@ def fingerprint(params, dtype, coef_init, intercept_init, state):
         if name not in ("random_state", "verbose"):
             digest.update(f"{name}={value!r};".encode())
     digest.update(repr(None if dtype is None else np.dtype(dtype).name).encode())
-    arrays = [coef_init, intercept_init]
+    arrays, state = [start.coef_init, start.intercept_init], start.state
     if state is not None:
         arrays += [*state.moments, *(state.direction or ()), state.best]
         digest.update(repr((sorted(state.steps.items()), state.n_bad, state.t)).encode())

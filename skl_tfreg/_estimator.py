@@ -36,7 +36,7 @@ class _Arrays(NamedTuple):
     single: bool  # whether y was 1-D
 
 
-class _Start(NamedTuple):
+class _StartingPoint(NamedTuple):
     """Where a training call starts: the fitted model, or nothing (a new model)."""
 
     coef_init: np.ndarray | None  # (n_features, n_targets)
@@ -317,42 +317,47 @@ class SGDL2Regressor(*_BASES):
         return self.warm_start and hasattr(self, "coef_")
 
     def _initial_state(self):
-        """Return the :class:`_Start` that continues from the fitted model."""
+        """Return the :class:`_StartingPoint` that continues from the fitted model."""
         coef = np.atleast_2d(self.coef_).T  # (n_features, n_targets)
         intercept = np.atleast_1d(self.intercept_)
         if not self.fit_intercept:
             intercept = np.full_like(intercept, np.nan)  # frozen at 0 in any case
-        return _Start(coef, intercept, getattr(self, "_train_state", None))
+        return _StartingPoint(coef, intercept, getattr(self, "_train_state", None))
 
-    def _open(self, *, resume, validate):
+    def _open(self, *, resume, check_input, check_settings=None):
         """Open a training call: the one opening of fit, partial_fit and fit_stream.
 
-        Unless training continues from the fitted model (``resume``), the fitted
-        attributes are cleared first: a call that fails leaves the estimator
-        unfitted, not half of the old model beside the new ``n_features_in_``.
-        ``validate(replicas)`` checks the input and returns ``(inputs, dtype)``.
-        Under a tf.distribute strategy every worker then agrees on the settings
-        and the starting point before any training (:mod:`skl_tfreg._distributed`).
+        First the settings are checked (those a tf.distribute strategy in scope
+        cannot train, and ``check_settings()``): a call refused for them changes
+        nothing. Then, unless training continues from the fitted model
+        (``resume``), the fitted attributes are cleared: a call that fails from
+        here on leaves the estimator unfitted, not half of the old model beside
+        the new ``n_features_in_``. ``check_input(replicas)`` validates the input
+        and returns ``(inputs, dtype)``. Under a strategy every worker then agrees
+        on the settings and the starting point before any training, and a worker
+        that failed in here makes the others fail too (:mod:`skl_tfreg._distributed`).
 
         Returns
         -------
         replicas : Replicas or None
             The strategy's replicas, or None outside any strategy's scope.
         inputs : object
-            What ``validate`` returned.
-        start : _Start
+            What ``check_input`` returned.
+        start : _StartingPoint
             Where training starts.
         """
-        if not resume:
-            for name in _FITTED:
-                self.__dict__.pop(name, None)
-        replicas = _distributed.current_replicas()
         params = self.get_params(deep=False)
+        replicas = _distributed.current_replicas()
         with _distributed.together(replicas) as agreement:
             _distributed.check_parameters(replicas, params)
-            inputs, dtype = validate(replicas)
-            start = self._initial_state() if resume else _Start(None, None, None)
-            agreement["fingerprint"] = _distributed.fingerprint(params, dtype, *start)
+            if check_settings is not None:
+                check_settings()
+            if not resume:
+                for name in _FITTED:
+                    self.__dict__.pop(name, None)
+            inputs, dtype = check_input(replicas)
+            start = self._initial_state() if resume else _StartingPoint(None, None, None)
+            agreement["fingerprint"] = _distributed.fingerprint(params, dtype, start)
         return replicas, inputs, start
 
     def _training_data(self, arrays, replicas):
@@ -387,7 +392,7 @@ class SGDL2Regressor(*_BASES):
         """
         warm = self._warm()
 
-        def validate(replicas):
+        def check_input(replicas):
             # Early stopping holds rows out of training: scan them all first. Under a
             # strategy one worker's weights may all be 0 (the total may not), and X is
             # scanned here: a NaN would reach every worker through the sums.
@@ -399,12 +404,11 @@ class SGDL2Regressor(*_BASES):
                 self._check_targets(arrays.Y, arrays.single, _NEW_MODEL_HINT)
             return arrays, arrays.X.dtype
 
-        replicas, arrays, start = self._open(resume=warm, validate=validate)
+        replicas, arrays, start = self._open(resume=warm, check_input=check_input)
         rng = check_random_state(self.random_state)
         score = None
         if self.early_stopping:
             arrays, score = self._validation_split(arrays, rng)
-        data = self._training_data(arrays, replicas)
         callbacks = None
         if has_callbacks(self):
             callbacks = EpochCallbacks(
@@ -413,6 +417,7 @@ class SGDL2Regressor(*_BASES):
                 lambda c, b: self._attributes(c, b, arrays.single),
             )  # fmt: skip
         try:
+            data = self._training_data(arrays, replicas)
             result = self._train(data, start, rng, max_iter=self.max_iter, validate=score,
                                  callbacks=callbacks)  # fmt: skip
             self._finish(result, data, arrays.single, X=arrays.X)
@@ -456,7 +461,7 @@ class SGDL2Regressor(*_BASES):
         """
         first = not hasattr(self, "coef_")
 
-        def validate(replicas):
+        def check_input(replicas):
             arrays = self._validate_training_data(
                 X, y, sample_weight, reset=first, dtype=None if first else self.coef_.dtype,
                 finite=replicas is not None, chunk=replicas is not None,
@@ -465,7 +470,7 @@ class SGDL2Regressor(*_BASES):
                 self._check_targets(arrays.Y, arrays.single, "call fit to start a new model")
             return arrays, arrays.X.dtype
 
-        replicas, arrays, start = self._open(resume=not first, validate=validate)
+        replicas, arrays, start = self._open(resume=not first, check_input=check_input)
         data = self._training_data(arrays, replicas)
         rng = self._chunk_rng(0 if first else self.n_iter_)
         result = self._train(data, start, rng, max_iter=1, accumulate=True)
@@ -508,13 +513,15 @@ class SGDL2Regressor(*_BASES):
         """
         warm = self._warm()
 
-        def validate(replicas):
+        def check_settings():
             if self.early_stopping:
                 raise ValueError(
                     "early_stopping=True holds rows out of training, which fit_stream cannot "
                     "do on a stream; use fit, or set early_stopping=False."
                 )
-            read = _streaming.epoch_reader(source)
+            _streaming.epoch_reader(source)  # refuses a source of the wrong kind
+
+        def check_input(replicas):
             names = getattr(source, "feature_names", None)
             if names is not None:
                 names = np.asarray(names, dtype=object)
@@ -524,14 +531,18 @@ class SGDL2Regressor(*_BASES):
                         "SGDL2Regressor was fitted with; set warm_start=False to fit a new "
                         "model."
                     )
-            return (read, names), None
+            return names, None
 
-        replicas, (read, names), start = self._open(resume=warm, validate=validate)
+        replicas, names, start = self._open(
+            resume=warm, check_input=check_input, check_settings=check_settings
+        )
+        read = _streaming.epoch_reader(source)
         chunks, layout = self._validated_chunks(read, warm)
         full_batch = self.batch_size == "auto"
         # Array batches of a named source would warn against the fitted names: they
-        # are set again once trained, or put back if training fails.
+        # are set again once trained, or put back if a warm start fails.
         saved = self.__dict__.pop("feature_names_in_", None) if names is not None else None
+        saved = saved if warm else None
         try:
             stream = _streaming.Stream(
                 chunks, batch_size=None if full_batch else self.batch_size,
@@ -719,7 +730,7 @@ class SGDL2Regressor(*_BASES):
                 f"gradient rule was met (gradient / sqrt(objective) = {result.grad_ratio:.3g}, "
                 f"tol={self.tol}); increase max_iter or tol.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,  # fit's caller: scikit-learn's fit context
             )
         if result.status is Status.FLOOR:
             warnings.warn(
@@ -730,7 +741,7 @@ class SGDL2Regressor(*_BASES):
                 "A larger alpha or columns of less extreme scales help; Ridge, a direct "
                 "solver, does not need them.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,  # fit's caller: scikit-learn's fit context
             )
 
     def predict(self, X):

@@ -266,6 +266,39 @@ def test_warm_stream_keeps_its_names_when_the_source_fails(rng):
     assert est.feature_names_in_.tolist() == ["a", "b", "c"]
 
 
+def test_a_new_stream_fit_that_fails_leaves_no_names_behind(rng):
+    # Without warm_start the old model is gone once the stream is read: its names too.
+    X, y, _ = _data(rng, n=100, p=3)
+    source = _source(X, y)
+    source.feature_names = np.array(["a", "b", "c"], dtype=object)
+    est = SGDL2Regressor().fit_stream(source)
+
+    def failing():
+        yield X[:50], y[:50]
+        raise OSError("disk gone")
+
+    failing.feature_names = np.array(["d", "e", "f"], dtype=object)
+    with pytest.raises(OSError, match="disk gone"):
+        est.fit_stream(failing)
+    assert not hasattr(est, "coef_") and not hasattr(est, "feature_names_in_")
+
+
+@pytest.mark.parametrize(
+    "params, source, error",
+    [
+        ({"early_stopping": True}, None, ValueError),
+        ({}, "a list", TypeError),
+    ],
+)
+def test_a_stream_call_refused_for_its_settings_keeps_the_model(rng, params, source, error):
+    X, y, _ = _data(rng, n=100, p=3)
+    est = SGDL2Regressor().fit_stream(_source(X, y))
+    coef = est.coef_.copy()
+    with pytest.raises(error):
+        est.set_params(**params).fit_stream(_source(X, y) if source is None else [(X, y)])
+    np.testing.assert_array_equal(est.coef_, coef)
+
+
 def test_warm_stream_checks_its_carried_direction_like_fit(rng):
     # A warm start on new targets: the carried direction may point uphill; fit
     # replaces it by steepest descent before the first step, and so must a stream.
