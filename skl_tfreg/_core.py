@@ -38,7 +38,7 @@ line-search step ``-g.p / p^T H p`` (Polak-Ribiere+), the step a quadratic
 objective gives in closed form; or preconditioned steepest descent with the
 step ``eta / (t + 1)^power_t`` (``power_t = 0`` for a constant step).
 Mini-batches: ``V -= eta_t M^-1 g_B`` with an unbiased batch gradient and the
-same step rule; :func:`_smoothness` gives the data's curvature for an
+same step rule; :func:`smoothness` gives the data's curvature for an
 automatic step.
 
 Stopping
@@ -598,7 +598,7 @@ def _problem(X, Y, s, stats, fit_intercept, alpha, S):
 
 
 def _initial(pb, coef_init, intercept_init):
-    """Scaled variables ``V`` of a start in the caller's units (see :func:`_prepare`)."""
+    """Scaled variables ``V`` of a start in the caller's units (see :func:`prepare`)."""
     offset = intercept_init - pb.ybar + tf.linalg.matvec(coef_init, pb.m, transpose_a=True)
     offset = tf.where(tf.math.is_finite(intercept_init), offset, tf.zeros_like(offset))
     return tf.concat(

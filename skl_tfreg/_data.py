@@ -25,17 +25,14 @@ __all__ = ["TrainingData", "ReplicaSet", "InMemory"]
 
 @runtime_checkable
 class TrainingData(Protocol):
-    """The interface every kind of training data gives the driver.
-
-    Attributes ``dtype`` (a ``tf.DType``), ``n_samples``, ``n_features`` and
-    ``n_targets``; ``batch_size`` (None for full-batch epochs) and ``shuffle``
-    shape the mini-batch epochs.
-    """
+    """The interface every kind of training data gives the driver."""
 
     dtype: tf.DType
     n_samples: int
     n_features: int
     n_targets: int
+    batch_size: int | None  # rows per mini-batch step; None: full-batch epochs
+    shuffle: bool  # whether mini-batch epochs visit the rows in a new order
 
     def prepare(self, fit_intercept, alpha, coef_init, intercept_init, prior, tol):
         """Return the :class:`~skl_tfreg._core.Start` of a descent from ``coef_init``.

@@ -1,8 +1,8 @@
 """TrainState: what a later call needs to continue training, numpy and Python only.
 
 A leaf: the driver (:mod:`skl_tfreg._training`) makes it, the estimator keeps it
-as ``_train_state``, and :mod:`skl_tfreg._persistence` saves it, without either
-of the last two depending on TensorFlow or on the driver for it.
+as ``_train_state``, and :mod:`skl_tfreg._persistence` saves and loads it without
+importing the driver.
 """
 
 from __future__ import annotations

@@ -36,5 +36,15 @@ class Status(str, enum.Enum):
         return self.value
 
 
-_MEMBERS = tuple(Status)
-_CODES = {status: code for code, status in enumerate(_MEMBERS)}
+# Written out, so that reordering the members cannot renumber the kernels' codes.
+_CODES = {
+    Status.RUNNING: 0,
+    Status.CONVERGED: 1,
+    Status.STALLED: 2,
+    Status.DIVERGED: 3,
+    Status.OVERFLOW: 4,
+    Status.STOPPED: 5,
+    Status.FLOOR: 6,
+    Status.MAX_ITER: 7,
+}
+_MEMBERS = tuple(sorted(_CODES, key=_CODES.get))

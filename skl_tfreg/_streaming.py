@@ -7,7 +7,7 @@ once per epoch:
 - full batch (``batch_size="auto"``): each pass sums the chunks' gradients and
   squared errors at the current point and their products with the search
   direction, ``H P`` and ``P^T H P``; the step follows exactly, since J is
-  quadratic (:func:`skl_tfreg._core._stream_step`), and the next direction is
+  quadratic (:func:`skl_tfreg._core.stream_step`), and the next direction is
   chosen on the gradient after it, which the next pass computes from the data
   again. When the gradient rule holds, one more pass recomputes the gradient
   before it is trusted. The chunks' sizes and order change only the rounding:
@@ -295,10 +295,14 @@ class Stream:
     def epochs(self, random_state):
         """Yield, per epoch, the seed of its shuffles (reused when an epoch is retried).
 
-        ``random_state`` is a ``numpy.random.RandomState``.
+        ``random_state`` is an int, None, a ``numpy.random.RandomState`` or a
+        ``numpy.random.Generator``: the seeds are drawn from it.
         """
+        if not isinstance(random_state, np.random.RandomState | np.random.Generator):
+            random_state = np.random.RandomState(random_state)
+        draw = getattr(random_state, "randint", None) or random_state.integers
         while True:
-            yield [int(random_state.randint(np.iinfo(np.int32).max))]
+            yield [int(draw(np.iinfo(np.int32).max))]
 
     def minibatch_epoch(self, pb, V, batches, schedule, tol):
         """One epoch of mini-batch steps over the chunks, as :func:`_core.minibatch_epoch`.

@@ -45,8 +45,7 @@ from ._data import InMemory
 from ._state import TrainState
 from ._status import Status
 
-__all__ = ["TrainState", "Epoch", "TrainResult", "StepSchedule", "EpochMonitor", "Trainer",
-           "run", "train"]  # fmt: skip
+__all__ = ["Epoch", "TrainResult", "StepSchedule", "EpochMonitor", "Trainer", "run", "train"]
 
 _GRADIENT_FLOOR_EPS = 10  # tol is at least this many epsilons of the dtype
 _DIVERGENCE_FACTOR = 10.0  # an objective this many times its start is not descending
@@ -85,8 +84,9 @@ class TrainResult(NamedTuple):
 
 
 def _no_moments(n_features, n_targets):
+    """Return the :class:`~skl_tfreg._core.Moments` of no rows, in numpy."""
     zeros = (np.zeros(n_features), np.zeros(n_features), np.zeros(n_targets), np.zeros(n_targets))
-    return (np.float64(0.0), *zeros)
+    return _core.Moments(np.float64(0.0), *zeros)
 
 
 def _direction_in_units(pb, P):
@@ -103,6 +103,18 @@ def _direction_from_units(pb, dW, db):
         rows = np.where(inv_d[:-1, None] > 0, dW / inv_d[:-1, None], 0.0)
     offset = (db + m @ dW) * (inv_d[-1] > 0)  # c moves with the intercept, frozen without
     return np.vstack([rows, offset[None, :]])
+
+
+def _stall_or_shrink(n_bad, patience, schedule):
+    """After ``n_bad`` epochs without progress: shrink the step (and count anew), or stall.
+
+    Returns the new count and whether training stalls.
+    """
+    if n_bad < patience:
+        return n_bad, False
+    if schedule.shrink():
+        return 0, False
+    return n_bad, True
 
 
 def _batch_learning_rate(lam, row, n_samples, batch_size):
@@ -127,18 +139,18 @@ class StepSchedule:
         The step rule (module docstring).
     eta0, power_t : float
         Step size of the explicit rules, and the exponent of ``"invscaling"``.
-    minibatch : bool
-        Whether the steps are mini-batch steps.
     batch_size : int or None
-        Rows per mini-batch: the automatic mini-batch step depends on it.
+        Rows per mini-batch step (the automatic step depends on it); None for
+        full-batch epochs.
     saved : dict
-        ``TrainState.steps`` of an earlier call: a rule continues its step.
+        ``TrainState.steps`` of earlier calls: a rule continues its step.
     """
 
-    def __init__(self, learning_rate, eta0, power_t, *, minibatch, batch_size, saved):
-        self.rule, self.minibatch = learning_rate, minibatch
+    def __init__(self, learning_rate, eta0, power_t, *, batch_size, saved):
+        self.rule, self.batch_size, self.saved = learning_rate, batch_size, saved
+        self.minibatch = batch_size is not None
         self.key = {"adaptive": ("adaptive", eta0)}.get(learning_rate)
-        if learning_rate == "auto" and minibatch:
+        if learning_rate == "auto" and self.minibatch:
             self.key = ("auto", batch_size)
         self.eta, self.n_reductions = saved.get(self.key, (None, 0))
         if self.eta is None and not self.needs_curvature:
@@ -147,13 +159,18 @@ class StepSchedule:
         self.recoveries = 0
 
     @property
+    def conjugate(self):
+        """Whether the steps are exact line searches along conjugate directions."""
+        return self.rule == "auto" and not self.minibatch
+
+    @property
     def needs_curvature(self):
         """Whether the first step must come from the data's curvature (:meth:`from_curvature`)."""
         return self.eta is None and self.rule == "auto" and self.minibatch
 
-    def from_curvature(self, lam, row, n_samples, batch_size):
+    def from_curvature(self, lam, row, n_samples):
         """Set the automatic mini-batch step from :func:`skl_tfreg._core.smoothness`."""
-        self.eta = _batch_learning_rate(lam, row, n_samples, batch_size)
+        self.eta = _batch_learning_rate(lam, row, n_samples, self.batch_size)
 
     def tensors(self, t, dtype):
         """Return the :class:`skl_tfreg._core.Schedule` of steps from step ``t`` on."""
@@ -182,8 +199,9 @@ class StepSchedule:
             return True
         return False
 
-    def save(self, steps):
-        """Return ``steps`` with this rule's step, for the next call to continue."""
+    def saved_steps(self):
+        """Return the ``TrainState.steps`` of the next call: the earlier ones and this rule's."""
+        steps = dict(self.saved)
         if self.key is not None:
             steps[self.key] = (float(self.eta), self.n_reductions)
         return steps
@@ -197,9 +215,10 @@ class EpochMonitor:
     max_iter : int
         Most epochs.
     tol : float or None
-        The least rise of the validation score that counts as progress.
+        The least progress: a rise of the validation score (early stopping),
+        or a relative fall of the mini-batch objective (:class:`Trainer`).
     n_iter_no_change : int
-        Epochs without a better score before a stall.
+        Epochs without progress before the step shrinks or training stalls.
     validate : callable or None
         ``validate(coef, intercept) -> score`` after every epoch (early stopping).
     on_epoch : callable or None
@@ -255,11 +274,11 @@ class EpochMonitor:
             self.n_bad_score = self.n_bad_score + 1 if score < self.best_score + self.tol else 0
         if score > self.best_score:
             self.best_score, self.best_units = score, (coef, intercept)
-        if self.n_bad_score >= self.n_iter_no_change and status is Status.RUNNING:
-            if schedule.shrink():
-                self.n_bad_score = 0
-            else:
-                status = Status.STALLED
+        if status is Status.RUNNING:
+            self.n_bad_score, stalled = _stall_or_shrink(
+                self.n_bad_score, self.n_iter_no_change, schedule
+            )
+            status = Status.STALLED if stalled else status
         return status
 
 
@@ -267,16 +286,16 @@ class Trainer:
     """One training call: the starting point, the step schedule, the epoch loops.
 
     Built by :func:`run`, which documents the parameters. Its loops update the
-    trainer's own attributes: ``state`` (the kernel's descent state, or the
-    mini-batch ``V``), ``units``, ``status``, ``t`` (steps) and the progress
-    rule's ``best`` and ``n_bad``.
+    trainer's own attributes: ``units`` (the iterate in the caller's units),
+    ``status``, ``t`` (steps taken), the progress rule's ``best`` and ``n_bad``,
+    and, after full-batch epochs, ``state`` (the kernel's descent state).
     """
 
     def __init__(self, data, start, schedule, monitor, progress, *, tol_eff, t, n_bad):
         self.data, self.pb, self.schedule, self.monitor = data, start.problem, schedule, monitor
         self.state, self.units, self.status = start.state, start.units, Status.of(start.status)
         self.t, self.n_bad, self.best = t, n_bad, start.state.best
-        self.progress = progress
+        self.progress, self.tol_eff = progress, tol_eff
         self.tol_t = tf.constant(tol_eff, data.dtype)
         self.limit = _DIVERGENCE_FACTOR * float(start.state.best[0])
 
@@ -346,11 +365,10 @@ class Trainer:
         tol = self.monitor.tol
         self.n_bad = 0 if objective < best[0] - tol * abs(best[0]) else self.n_bad + 1
         best[0] = min(best[0], objective)
-        if self.n_bad >= self.monitor.n_iter_no_change:
-            if self.schedule.shrink():
-                self.n_bad = 0
-            else:
-                self.status = Status.STALLED
+        self.n_bad, stalled = _stall_or_shrink(
+            self.n_bad, self.monitor.n_iter_no_change, self.schedule
+        )
+        self.status = Status.STALLED if stalled else self.status
 
 
 def _start_point(data, coef_init, intercept_init):
@@ -410,8 +428,9 @@ def run(
         Step size of the explicit rules, in the preconditioned coordinates, and
         the exponent of ``"invscaling"``.
     epochs : iterable of iterables, or None
-        Mini-batch epochs, as ``data.epochs`` gives them. None trains on the
-        full batch, where the order of rows cannot change the gradient.
+        The mini-batch epochs, as ``data.epochs`` gives them, when
+        ``data.batch_size`` is set; None for full-batch epochs, where the order
+        of rows cannot change the gradient.
     coef_init : ndarray of shape (n_features, n_targets) or None
         Starting coefficients (warm start); zeros when None.
     intercept_init : ndarray of shape (n_targets,) or None
@@ -437,31 +456,31 @@ def run(
     result : TrainResult
     """
     dtype = data.dtype
-    minibatch = epochs is not None
+    minibatch = data.batch_size is not None
+    if minibatch != (epochs is not None):
+        raise ValueError("Mini-batch data (a batch_size) needs epochs, and only it does.")
     eps = float(np.finfo(dtype.as_numpy_dtype).eps)
     tol_eff = 0.0 if tol is None else max(tol, _GRADIENT_FLOOR_EPS * eps)
+    carry = state is not None
+    schedule = StepSchedule(learning_rate, eta0, power_t, batch_size=data.batch_size,
+                            saved=dict(state.steps) if carry else {})  # fmt: skip
     # Along conjugate directions any fall beyond rounding is progress (the objective
     # can plateau while the gradient still falls); early stopping judges by the score.
     floor = _core.ROUNDING_EPS * eps
-    conjugate = learning_rate == "auto" and not minibatch
-    rtol = floor if tol is None or conjugate or validate is not None else max(tol, floor)
-    carry = state is not None
+    rtol = floor if tol is None or schedule.conjugate or validate is not None else max(tol, floor)
     prior = state.moments if carry and accumulate else _no_moments(data.n_features, data.n_targets)
     start = data.prepare(
         fit_intercept, alpha, *_start_point(data, coef_init, intercept_init), prior, tol_eff
     )
-    saved = dict(state.steps) if carry else {}
-    schedule = StepSchedule(learning_rate, eta0, power_t, minibatch=minibatch,
-                            batch_size=data.batch_size, saved=saved)  # fmt: skip
     if schedule.needs_curvature:
-        schedule.from_curvature(*data.smoothness(start.problem), data.n_samples, data.batch_size)
-    if conjugate and carry and state.direction is not None:
+        schedule.from_curvature(*data.smoothness(start.problem), data.n_samples)
+    if schedule.conjugate and carry and state.direction is not None:
         P = tf.constant(_direction_from_units(start.problem, *state.direction), dtype)
         start = start._replace(state=start.state._replace(P=P))
     monitor = EpochMonitor(max_iter, tol, n_iter_no_change, validate, on_epoch, report_every)
     patience = min(n_iter_no_change, _NO_PATIENCE)
     progress = _core.Progress(
-        tf.constant(conjugate), tf.constant(rtol, dtype), tf.constant(patience)
+        tf.constant(schedule.conjugate), tf.constant(rtol, dtype), tf.constant(patience)
     )
     n_bad = state.n_bad if carry and accumulate else 0
     trainer = Trainer(data, start, schedule, monitor, progress, tol_eff=tol_eff,
@@ -470,12 +489,12 @@ def run(
         trainer.minibatch_loop(epochs)
     else:
         trainer.full_batch_loop()
-    return _result(trainer, start, state, conjugate, tol, tol_eff)
+    return _result(trainer, start, t_before=state.t if carry else 0)
 
 
-def _result(trainer, start, state, conjugate, tol, tol_eff):
+def _result(trainer, start, t_before):
     """Assemble the :class:`TrainResult` of a finished :class:`Trainer`."""
-    monitor = trainer.monitor
+    monitor, schedule = trainer.monitor, trainer.schedule
     coef, intercept, grad, ratio = (u.numpy() for u in trainer.units)
     if monitor.best_units is not None:
         coef, intercept = monitor.best_units
@@ -483,17 +502,19 @@ def _result(trainer, start, state, conjugate, tol, tol_eff):
     # A float64 gradient is accurate far below sqrt(tol): stopping at rounding above
     # that means the problem is too ill-conditioned. A float32 gradient's accuracy
     # depends on n and on the columns' offsets, so there the floor is the answer.
-    far = tol is not None and ratio > np.sqrt(tol_eff)
+    far = monitor.tol is not None and ratio > np.sqrt(trainer.tol_eff)
     float64 = trainer.data.dtype == tf.float64
-    if status is Status.STALLED and conjugate and monitor.validate is None and float64 and far:
-        status = Status.FLOOR
+    if status is Status.STALLED and schedule.conjugate and monitor.validate is None:
+        status = Status.FLOOR if float64 and far else status
     if status is Status.RUNNING:
         status = Status.MAX_ITER
-    carried_steps = dict(state.steps) if state is not None else {}
+    direction = None
+    if schedule.conjugate:
+        direction = _direction_in_units(start.problem, trainer.state.P)
     new_state = TrainState(
         moments=tuple(np.asarray(m) for m in start.moments),
-        direction=_direction_in_units(start.problem, trainer.state.P) if conjugate else None,
-        steps=trainer.schedule.save(carried_steps),
+        direction=direction,
+        steps=schedule.saved_steps(),
         best=np.asarray(trainer.best, dtype=np.float64),
         n_bad=int(trainer.n_bad),
         t=trainer.t,
@@ -502,7 +523,7 @@ def _result(trainer, start, state, conjugate, tol, tol_eff):
         coef=coef,
         intercept=intercept,
         n_epochs=monitor.n_done,
-        n_steps=trainer.t - (state.t if state is not None else 0),
+        n_steps=trainer.t - t_before,
         loss_curve=np.asarray(monitor.losses, dtype=np.float64),
         grad_norm=float(grad),
         grad_ratio=float(ratio),

@@ -19,7 +19,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from skl_tfreg import SGDL2Regressor, _persistence
-from skl_tfreg._training import TrainState
+from skl_tfreg._state import TrainState
 
 N_FEATURES = 5
 TIMEOUT = 300  # seconds for a fresh process (TensorFlow's import alone takes a few)
