@@ -67,7 +67,8 @@ from ._status import Status
 __all__ = [
     # The types that cross the kernel boundary.
     "Problem", "Moments", "Units", "Descent", "StreamDescent", "Schedule", "Progress",
-    "Start", "Epochs", "MinibatchEpoch", "ChunkProducts", "StreamStep", "StreamAdvance",
+    "Start", "Epochs", "MinibatchEpoch", "MinibatchSums", "Curvature", "Gradient",
+    "Preconditioned", "ChunkProducts", "StreamStep", "StreamAdvance",
     # Compiled entry points, each called through kernel(fn, dtype, sparse).
     "kernel", "trace_count", "prepare", "full_batch", "minibatch_epoch", "smoothness",
     "chunk_problem", "chunk_moments", "chunk_gradient", "chunk_products", "chunk_gram",
@@ -205,6 +206,36 @@ class MinibatchEpoch(NamedTuple):
     objective: tf.Tensor  # () the epoch's estimate of J, summed over targets
     converged: tf.Tensor  # () bool: the mean batch gradient meets tol
     units: Units
+    n_steps: tf.Tensor  # () int32: steps (batches) taken
+
+
+class MinibatchSums(NamedTuple):
+    """What :func:`minibatch_pass` returns."""
+
+    V: tf.Tensor  # after the steps
+    fit_sums: tf.Tensor  # (k,) each batch's weighted squared error before its step, / S
+    G_sum: tf.Tensor  # (p + 1, k) the sum of the batch gradients
+
+
+class Curvature(NamedTuple):
+    """What :func:`smoothness` returns: the data's curvature, for the automatic step."""
+
+    lam: tf.Tensor  # () largest eigenvalue of M^-1 H
+    row: tf.Tensor  # () largest one-row curvature, scaled as a one-row batch gradient
+
+
+class Gradient(NamedTuple):
+    """The gradient of J and J itself, per target (or a chunk's shares of them)."""
+
+    G: tf.Tensor  # (p + 1, k)
+    J: tf.Tensor  # (k,)
+
+
+class Preconditioned(NamedTuple):
+    """A :class:`Problem`, and whether its preconditioner is finite."""
+
+    problem: Problem
+    finite: tf.Tensor  # () bool
 
 
 class ChunkProducts(NamedTuple):
@@ -581,7 +612,7 @@ def _problem(X, Y, s, stats, fit_intercept, alpha, S):
     J_null = tf.where(fit_intercept, yvar, yvar + tf.square(ybar))
     ybar = tf.where(fit_intercept, ybar, tf.zeros_like(ybar))
     inv_d = tf.concat([tf.where(fit_intercept & tf.equal(var, 0), zeros, 1.0 / d), c_scale], 0)
-    return Problem(
+    problem = Problem(
         X=X,
         Yc=Y - ybar[None, :],
         s=s,
@@ -594,7 +625,8 @@ def _problem(X, Y, s, stats, fit_intercept, alpha, S):
         J_null=J_null,
         S=S,
         alpha=alpha,
-    ), tf.reduce_all(tf.math.is_finite(tf.concat([mean, d], 0)))
+    )
+    return Preconditioned(problem, tf.reduce_all(tf.math.is_finite(tf.concat([mean, d], 0))))
 
 
 def _initial(pb, coef_init, intercept_init):
@@ -782,7 +814,7 @@ def minibatch_pass(pb, V, order, offsets, schedule, n_total):
         step,
         (0, V, tf.zeros([tf.shape(V)[1]], dtype), tf.zeros_like(V)),
     )
-    return V, fit_sums, G_sum
+    return MinibatchSums(V, fit_sums, G_sum)
 
 
 @_compiled(lambda t: [t.problem, t.mat, t.vec, t.mat, t.count, t.num])
@@ -794,7 +826,8 @@ def minibatch_end(pb, V, fit_sums, G_sum, n_batches, tol):
     """
     J = fit_sums + _penalty(pb, V)
     G = G_sum / tf.cast(n_batches, V.dtype)
-    return MinibatchEpoch(V, tf.reduce_sum(J), _converged(pb, G, J, tol), _user_units(pb, V, G, J))
+    units = _user_units(pb, V, G, J)
+    return MinibatchEpoch(V, tf.reduce_sum(J), _converged(pb, G, J, tol), units, n_batches)
 
 
 @_compiled(lambda t: [t.problem, t.mat, t.ints, t.ints, t.schedule, t.num])
@@ -876,7 +909,7 @@ def smoothness(pb):
         return (2.0 / pb.S) * _backward(pb, pb.X, pb.s[:, None] * _forward(pb, pb.X, v))
 
     lam = _power_iteration(pb, hessian)
-    return lam, _smoothness_bound(pb, _row_norm_max(pb), _n_rows(pb.X), pb.S)
+    return Curvature(lam, _smoothness_bound(pb, _row_norm_max(pb), _n_rows(pb.X), pb.S))
 
 
 # ----------------------------------------------------------------------------
@@ -886,10 +919,7 @@ def smoothness(pb):
 
 @_compiled(lambda t: [t.data, t.mat, t.vec, t.moments, t.flag, t.num, t.num])
 def chunk_problem(X, Y, s, stats, fit_intercept, alpha, S):
-    """Return the :class:`Problem` of one chunk of a stream under the stream's moments.
-
-    Also returns whether the preconditioner is finite.
-    """
+    """Return the :class:`Preconditioned` problem of one chunk under the stream's moments."""
     return _problem(X, Y, s, stats, fit_intercept, alpha, S)
 
 
@@ -901,10 +931,10 @@ def chunk_moments(X, Y, s):
 
 @_compiled(lambda t: [t.problem, t.mat])
 def chunk_gradient(pb, V):
-    """Return a chunk's share of the gradient and of J, without the penalty."""
+    """Return a chunk's :class:`Gradient`: its shares of G and J, without the penalty."""
     R = _forward(pb, pb.X, V) - pb.Yc
     G = (2.0 / pb.S) * _backward(pb, pb.X, pb.s[:, None] * R)
-    return G, tf.reduce_sum(pb.s[:, None] * tf.square(R), axis=0) / pb.S
+    return Gradient(G, tf.reduce_sum(pb.s[:, None] * tf.square(R), axis=0) / pb.S)
 
 
 @_compiled(lambda t: [t.problem, t.mat, t.mat])
@@ -942,24 +972,24 @@ def stream_initial(pb, coef_init, intercept_init):
 
 
 def _with_penalty(pb, V, G_data, J_data):
-    """Return G and J at V from the data's shares summed over the chunks."""
-    return G_data + _penalty_gradient(pb, V), J_data + _penalty(pb, V)
+    """Return the :class:`Gradient` at V from the data's shares summed over the chunks."""
+    return Gradient(G_data + _penalty_gradient(pb, V), J_data + _penalty(pb, V))
 
 
-@_compiled(lambda t: [t.problem, t.mat, t.mat, t.vec, t.num, t.flag])
-def stream_start(pb, V, G_data, J_data, tol, finite):
-    """Return the :class:`StreamDescent`, status and units of a descent from V.
+@_compiled(lambda t: [t.problem, t.moments, t.mat, t.mat, t.vec, t.num, t.flag])
+def stream_start(pb, stats, V, G_data, J_data, tol, finite):
+    """Return the :class:`Start` of a descent from V, its state a :class:`StreamDescent`.
 
     G and J come from the chunks' sums of :func:`chunk_gradient`.
     """
     G, J = _with_penalty(pb, V, G_data, J_data)
     P, best, status, units = _start(pb, V, G, J, tol, finite)
-    return StreamDescent(V, J, G, P, best, tf.constant(0)), status, units
+    return Start(pb, stats, StreamDescent(V, J, G, P, best, tf.constant(0)), status, units)
 
 
 @_compiled(lambda t: [t.problem, t.mat, t.mat, t.vec])
 def stream_gradient(pb, V, G_data, J_data):
-    """Return G and J at V from the chunks' sums of :func:`chunk_gradient`."""
+    """Return the :class:`Gradient` at V from the chunks' sums of :func:`chunk_gradient`."""
     return _with_penalty(pb, V, G_data, J_data)
 
 
@@ -1017,4 +1047,4 @@ def gram_smoothness(pb, gram, row, n_total):
     def hessian(v):
         return tf.cast((2.0 / tf.cast(pb.S, wide)) * tf.matmul(gram, tf.cast(v, wide)), v.dtype)
 
-    return _power_iteration(pb, hessian), _smoothness_bound(pb, row, n_total, pb.S)
+    return Curvature(_power_iteration(pb, hessian), _smoothness_bound(pb, row, n_total, pb.S))

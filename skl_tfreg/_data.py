@@ -47,13 +47,10 @@ class TrainingData(Protocol):
         """Return an iterator of epochs, each an iterable of what ``minibatch_epoch`` takes."""
 
     def minibatch_epoch(self, pb, V, batches, schedule, tol):
-        """Run one epoch of mini-batch steps.
-
-        Returns a :class:`~skl_tfreg._core.MinibatchEpoch` and the number of steps.
-        """
+        """Run one epoch of mini-batch steps: a :class:`~skl_tfreg._core.MinibatchEpoch`."""
 
     def smoothness(self, pb):
-        """Return the data's largest curvature and largest one-row curvature, floats."""
+        """Return the data's :class:`~skl_tfreg._core.Curvature`, as floats."""
 
 
 @runtime_checkable
@@ -127,14 +124,13 @@ class InMemory:
         )
 
     def minibatch_epoch(self, pb, V, batches, schedule, tol):
-        """Return :func:`skl_tfreg._core.minibatch_epoch` over ``batches``, and their number."""
+        """Return :func:`skl_tfreg._core.minibatch_epoch` over ``batches``."""
         offsets = np.cumsum([0] + [len(b) for b in batches])
-        out = self._kernel(_core.minibatch_epoch)(
+        return self._kernel(_core.minibatch_epoch)(
             pb, V, tf.constant(np.concatenate(batches), tf.int64), tf.constant(offsets, tf.int64),
             schedule, tol,
         )  # fmt: skip
-        return out, len(batches)
 
     def smoothness(self, pb):
         """Return :func:`skl_tfreg._core.smoothness` of the data, as floats."""
-        return tuple(float(t) for t in self._kernel(_core.smoothness)(pb))
+        return _core.Curvature(*(float(t) for t in self._kernel(_core.smoothness)(pb)))

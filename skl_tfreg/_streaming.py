@@ -250,11 +250,10 @@ class Stream:
         )
         start = (tf.convert_to_tensor(a, dtype) for a in (coef_init, intercept_init))
         V = self._kernel(_core.stream_initial)(pb, *start)
-        G_data, J_data = self._sum(_core.chunk_gradient, (V, V[0]), V)
-        state, status, units = self._kernel(_core.stream_start)(
-            pb, V, G_data, J_data, tf.constant(tol, dtype), finite
+        data = self._sum(_core.chunk_gradient, (V, V[0]), V)
+        return self._kernel(_core.stream_start)(
+            pb, self._stats, V, *data, tf.constant(tol, dtype), finite
         )
-        return _core.Start(pb, self._stats, state, status, units)
 
     def full_batch(self, pb, state, n_epochs, schedule, progress, tol, limit):
         """Run up to ``n_epochs`` full-batch epochs, one pass each, as :func:`_core.full_batch`.
@@ -307,8 +306,7 @@ class Stream:
     def minibatch_epoch(self, pb, V, batches, schedule, tol):
         """One epoch of mini-batch steps over the chunks, as :func:`_core.minibatch_epoch`.
 
-        ``batches`` is ``[seed]`` from :meth:`epochs`. Returns a
-        :class:`~skl_tfreg._core.MinibatchEpoch` and the number of steps taken.
+        ``batches`` is ``[seed]`` from :meth:`epochs`.
         """
         rng = np.random.default_rng(batches[0])
         n_total = tf.constant(self.n_samples, self.dtype)
@@ -319,15 +317,15 @@ class Stream:
                                       random_state=rng))  # fmt: skip
             offsets = tf.constant(np.cumsum([0] + [len(b) for b in order]), tf.int64)
             chunk_schedule = schedule._replace(t0=schedule.t0 + tf.constant(n_steps, self.dtype))
-            V, sums, G_part = self._kernel(_core.minibatch_pass, X)(
+            sums = self._kernel(_core.minibatch_pass, X)(
                 chunk_pb, V, tf.constant(np.concatenate(order), tf.int64), offsets,
                 chunk_schedule, n_total,
             )  # fmt: skip
-            fit_sums, G_sum, n_steps = fit_sums + sums, G_sum + G_part, n_steps + len(order)
-        out = self._kernel(_core.minibatch_end)(
+            V, fit_sums, G_sum = sums.V, fit_sums + sums.fit_sums, G_sum + sums.G_sum
+            n_steps += len(order)
+        return self._kernel(_core.minibatch_end)(
             pb, V, fit_sums, G_sum, tf.constant(max(n_steps, 1)), tol
         )
-        return out, n_steps
 
     def smoothness(self, pb):
         """Return :func:`_core.smoothness` of all the rows, from one pass of Gram matrices."""
@@ -337,5 +335,5 @@ class Stream:
             gram, chunk_row = self._kernel(_core.chunk_gram, X)(chunk_pb)
             total, row = total + gram, tf.maximum(row, chunk_row)
         n_total = tf.constant(self.n_samples, self.dtype)
-        lam, bound = self._kernel(_core.gram_smoothness)(pb, total, row, n_total)
-        return float(lam), float(bound)
+        curvature = self._kernel(_core.gram_smoothness)(pb, total, row, n_total)
+        return _core.Curvature(*(float(t) for t in curvature))

@@ -120,7 +120,7 @@ def _stall_or_shrink(n_bad, patience, schedule):
 def _batch_learning_rate(lam, row, n_samples, batch_size):
     """``1 / (2 L(b))``: a step with which b-row SGD converges, from the data alone.
 
-    ``lam`` and ``row`` are what :func:`skl_tfreg._core.smoothness` returns.
+    ``lam`` and ``row`` are the :class:`~skl_tfreg._core.Curvature` of the data.
     """
     b = min(batch_size, n_samples)
     if n_samples == 1:
@@ -336,7 +336,7 @@ class Trainer:
                 if batches is None:
                     break
                 batches = list(batches)
-            out, n_steps = self.data.minibatch_epoch(
+            out = self.data.minibatch_epoch(
                 self.pb, V, batches, self.schedule.tensors(self.t, dtype), self.tol_t
             )
             objective = float(out.objective)
@@ -346,7 +346,7 @@ class Trainer:
                 self.status = Status.DIVERGED
             V, self.units = out.V, out.units
             monitor.losses.append(objective)
-            self.t += n_steps
+            self.t += int(out.n_steps)
             batches = None
             if self.status is Status.RUNNING and bool(out.converged):
                 self.status = Status.CONVERGED
