@@ -1,0 +1,59 @@
+"""Median fit times of three cases, in-process, to compare two versions of the package.
+
+Run it alternately against two checkouts, in fresh processes, and compare the
+medians of each column (a shared machine is noisy: use several pairs)::
+
+    python benchmarks/fit_times.py                       # the installed package
+    PYTHONPATH=/path/to/other/checkout python benchmarks/fit_times.py
+
+Prints one line: the median milliseconds of a default fit on 100 x 5 float64
+(200 fits), on 200,000 x 50 float32 (10 fits), and of a 5-epoch mini-batch fit
+on 2,000 x 20 (20 fits).
+"""
+
+import os
+import statistics
+import time
+import warnings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+from skl_tfreg import SGDL2Regressor  # noqa: E402
+
+
+def _median_ms(fit, repeats):
+    fit()  # the first fit traces the kernels
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fit()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def main():
+    """Print the three medians, in milliseconds."""
+    rng = np.random.default_rng(0)
+    small = rng.normal(size=(100, 5))
+    y_small = small @ rng.normal(size=5) + rng.normal(size=100)
+    tall = rng.standard_normal((200_000, 50), dtype=np.float32)
+    y_tall = (tall @ rng.standard_normal(50)).astype(np.float32)
+    mid = rng.normal(size=(2000, 20))
+    y_mid = mid @ rng.normal(size=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        medians = (
+            _median_ms(lambda: SGDL2Regressor().fit(small, y_small), 200),
+            _median_ms(lambda: SGDL2Regressor(alpha=1e-4).fit(tall, y_tall), 10),
+            _median_ms(
+                lambda: SGDL2Regressor(batch_size=64, max_iter=5, random_state=0).fit(mid, y_mid),
+                20,
+            ),
+        )
+    print(" ".join(f"{m:.3f}" for m in medians))
+
+
+if __name__ == "__main__":
+    main()
