@@ -92,16 +92,17 @@ def _no_moments(n_features, n_targets):
 def _direction_in_units(pb, P):
     """Return a direction in preconditioned coordinates as ``(dW, db)``, the caller's units."""
     P, inv_d, m = (np.asarray(t) for t in (P, pb.inv_d, pb.m))
-    scaled = P * inv_d[:, None]
-    return scaled[:-1], scaled[-1] - m @ scaled[:-1]
+    with np.errstate(under="ignore"):  # a column scaled by 1e300 gives 1 / d near 1e-300
+        scaled = P * inv_d[:, None]
+        return scaled[:-1], scaled[-1] - m @ scaled[:-1]
 
 
 def _direction_from_units(pb, dW, db):
     """Return ``(dW, db)`` in the preconditioned coordinates of ``pb`` (a new preconditioner)."""
     inv_d, m = np.asarray(pb.inv_d), np.asarray(pb.m)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
         rows = np.where(inv_d[:-1, None] > 0, dW / inv_d[:-1, None], 0.0)
-    offset = (db + m @ dW) * (inv_d[-1] > 0)  # c moves with the intercept, frozen without
+        offset = (db + m @ dW) * (inv_d[-1] > 0)  # c moves with the intercept, frozen without
     return np.vstack([rows, offset[None, :]])
 
 

@@ -216,6 +216,26 @@ def test_same_random_state_gives_bitwise_equal_fits_in_one_process(rng):
     assert seven.coef_.tobytes() != eight.coef_.tobytes()
 
 
+@pytest.mark.parametrize(
+    "params", [dict(), dict(fit_intercept=False), dict(batch_size=16, max_iter=3, tol=None)]
+)
+def test_fits_run_under_numpy_errstate_raise(rng, params):
+    # scikit-learn's own overflow check runs under np.errstate(all="raise"): columns
+    # scaled by 1e300 and 1e-300 must not raise from an underflow in the scaling, and
+    # the fit, warm start, partial_fit and predict are those of the default error state.
+    X = rng.normal(size=(200, 3)) * [1e300, 1.0, 1e-300]
+    y = X[:, 1] + rng.normal(size=200)
+    with np.errstate(all="raise"):
+        est = SGDL2Regressor(random_state=0, **params).fit(X, y)
+        est.set_params(warm_start=True).fit(X, y).partial_fit(X, y)
+        raised = est.predict(X)
+    plain = SGDL2Regressor(random_state=0, **params).fit(X, y)
+    plain.set_params(warm_start=True).fit(X, y).partial_fit(X, y)
+    assert np.all(np.isfinite(raised))
+    assert est.coef_.tobytes() == plain.coef_.tobytes()
+    np.testing.assert_array_equal(raised, plain.predict(X))
+
+
 @pytest.mark.slow
 def test_same_random_state_gives_bitwise_equal_fits_in_two_processes():
     first, second = _fingerprint_in_a_new_process(), _fingerprint_in_a_new_process()
