@@ -12,25 +12,16 @@ on 2,000 x 20 (20 fits).
 """
 
 import os
-import statistics
-import time
+import sys
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
+from profile_fit import _median_ms  # noqa: E402  (its first call traces the kernels)
 
 from skl_tfreg import SGDL2Regressor  # noqa: E402
-
-
-def _median_ms(fit, repeats):
-    fit()  # the first fit traces the kernels
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fit()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def main():
