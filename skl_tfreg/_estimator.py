@@ -357,7 +357,8 @@ class SGDL2Regressor(*_BASES):
                     self.__dict__.pop(name, None)
             inputs, dtype = check_input(replicas)
             start = self._initial_state() if resume else _StartingPoint(None, None, None)
-            agreement["fingerprint"] = _distributed.fingerprint(params, dtype, start)
+            if replicas is not None:  # only workers have anything to agree on
+                agreement["fingerprint"] = _distributed.fingerprint(params, dtype, start)
         return replicas, inputs, start
 
     def _training_data(self, arrays, replicas):
