@@ -762,7 +762,10 @@ class SGDL2Regressor(*_BASES):
         X = validate_data(
             self, X, accept_sparse=_SPARSE_FORMATS, dtype=[np.float64, np.float32], reset=False
         )
-        return np.asarray(X @ self.coef_.T) + self.intercept_
+        # A product that underflows to zero changes no sum it is part of; numpy < 2 reports
+        # it from matmul under np.errstate(under="raise"), numpy 2 does not.
+        with np.errstate(under="ignore"):
+            return np.asarray(X @ self.coef_.T) + self.intercept_
 
     def save(self, path):
         """Save the estimator to ``path`` in a safe format (no pickle).
