@@ -46,7 +46,9 @@ Stopping
 Converged when ``sqrt(g^T M^-1 g) <= tol * sqrt(J)`` for every target: both
 sides are in units of y, and the relative gap ``(J - J*) / J`` is at most about
 ``tol^2 / (2 lambda_min)``. A target whose ``J`` has fallen to ``(16 eps)^2``
-times its value at ``coef = 0`` is fitted to rounding and has converged too.
+times the square of its residual's scale (``sum_j |V_j| rms(a_j) + sqrt(J)`` at
+``coef = 0``: the size of the terms that round) is fitted to rounding and has
+converged too.
 A full-batch run also stops ("stalled") after ``patience`` epochs without
 progress: the objective falling by more than ``rtol`` of itself, or, along
 conjugate directions, the gradient norm falling by 1% (progress in flat
@@ -73,9 +75,10 @@ __all__ = [
     "kernel", "trace_count", "prepare", "full_batch", "minibatch_epoch", "smoothness",
     "chunk_problem", "chunk_moments", "chunk_gradient", "chunk_products", "chunk_gram",
     "minibatch_pass", "minibatch_end", "stream_initial", "stream_start", "stream_gradient",
-    "stream_step", "stream_advance", "stream_units", "gram_smoothness",
+    "stream_step", "stream_advance", "stream_units", "gram_smoothness", "chunk_statistics",
+    "gram_solve", "gram_refine", "chunk_check", "Factor", "GramStart", "GramEpoch",
     # Plain functions and constants shared with the data objects.
-    "merge_moments", "keep_downhill", "ROUNDING_EPS", "EPS64",
+    "merge_moments", "keep_downhill", "statistics_moments", "ROUNDING_EPS", "EPS64",
 ]  # fmt: skip
 
 RUNNING, CONVERGED, STALLED, DIVERGED, OVERFLOW = (
@@ -287,7 +290,7 @@ class _Specs:
         self.flags = tf.TensorSpec([None], tf.bool)
         self.wide_mat = tf.TensorSpec([None, None], tf.float64)
         self.wide_num = wide_num = tf.TensorSpec([], tf.float64)
-        wide = tf.TensorSpec([None], tf.float64)
+        self.wide_vec = wide = tf.TensorSpec([None], tf.float64)
         self.moments = Moments(wide_num, wide, wide, wide, wide)
         self.problem = Problem(self.data, mat, vec, vec, vec, vec, vec, vec, vec, vec, num, num)
         self.descent = Descent(mat, mat, mat, mat, vec, count)
@@ -426,11 +429,18 @@ def _gradient_norm(pb, G):
     return tf.sqrt(tf.reduce_sum(tf.square(perp), axis=0) + shrink * tf.square(along))
 
 
-def _converged(pb, G, J, tol):
-    """Whether every target meets the gradient rule, or fits y to rounding."""
+def _converged(pb, V, G, J, tol):
+    """Whether every target meets the gradient rule, or fits y to rounding.
+
+    A residual ``a.V - y`` is rounded relative to the size of its terms: its
+    root mean square is at most ``sum_j |V_j| rms(a_j) + sqrt(J_null)``, where
+    ``rms(a_j)`` is 1 (centred columns) or ``sqrt(1 + mu_j^2)`` (without an
+    intercept). J within ``(16 eps)^2`` of that scale squared is a fit to rounding.
+    """
     # A tensor of the data's dtype: numpy < 2 would promote a float32 scalar here.
     level = tf.constant((ROUNDING_EPS * np.finfo(pb.X.dtype.as_numpy_dtype).eps) ** 2, J.dtype)
-    exact = J <= level * pb.J_null
+    terms = tf.reduce_sum(tf.abs(V) * tf.sqrt(1.0 + tf.square(pb.mu))[:, None], axis=0)
+    exact = J <= level * tf.square(terms + tf.sqrt(pb.J_null))
     return tf.reduce_all((_gradient_norm(pb, G) <= tol * tf.sqrt(J)) | exact)
 
 
@@ -641,7 +651,7 @@ def _initial(pb, coef_init, intercept_init):
 def _start(pb, V, G, J, tol, finite):
     """Status, progress reference and first direction of a descent from ``V``."""
     finite = tf.stack([finite, *(tf.reduce_all(tf.math.is_finite(t)) for t in (pb.ybar, G, J))])
-    status = tf.where(_converged(pb, G, J, tol), CONVERGED, RUNNING)
+    status = tf.where(_converged(pb, V, G, J, tol), CONVERGED, RUNNING)
     status = tf.where(tf.reduce_all(finite), status, OVERFLOW)
     best = tf.stack([tf.reduce_sum(J), tf.reduce_max(_gradient_norm(pb, G))])
     return -_precondition(pb, G), best, status, _user_units(pb, V, G, J)
@@ -703,7 +713,7 @@ def _next_direction(G, Z, G_new, Z_new, P, conjugate, restart=None):
     return tf.where((_column_dot(G_new, P) < 0)[None, :], P, -Z_new)
 
 
-def _judge(pb, G_new, J, best, n_bad, progress, tol, limit):
+def _judge(pb, V, G_new, J, best, n_bad, progress, tol, limit):
     """Progress and status after an epoch: (objective, best, n_bad, status, diverged)."""
     objective = tf.reduce_sum(J)
     # best = (lowest objective, lowest gradient norm). Along conjugate directions
@@ -715,7 +725,7 @@ def _judge(pb, G_new, J, best, n_bad, progress, tol, limit):
     )
     n_bad = tf.where(improved, 0, n_bad + 1)
     best = tf.minimum(best, tf.stack([objective, grad]))
-    status = tf.where(_converged(pb, G_new, J, tol), CONVERGED, RUNNING)
+    status = tf.where(_converged(pb, V, G_new, J, tol), CONVERGED, RUNNING)
     status = tf.where(n_bad >= progress.patience, STALLED, status)
     # A diverging epoch is not taken: the caller keeps the state from before it, so
     # that it can retry the epoch with a smaller step.
@@ -745,7 +755,7 @@ def full_batch(pb, state, n_epochs, schedule, progress, tol, limit):
         R = _forward(pb, pb.X, V) - pb.Yc
         G, J = _gradient(pb, V, R), _objective(pb, V, R)
         Z_new = _precondition(pb, G)
-        return R, G, Z_new, tf.where(_converged(pb, G, J, tol), P, -Z_new), J
+        return R, G, Z_new, tf.where(_converged(pb, V, G, J, tol), P, -Z_new), J
 
     def step(i, V_old, R_old, G, P_old, best_old, n_bad_old, objectives, status):
         Z = _precondition(pb, G)
@@ -758,13 +768,13 @@ def full_batch(pb, state, n_epochs, schedule, progress, tol, limit):
         Z_new = _precondition(pb, G_new)
         J = _objective(pb, V, R)
         R, G_new, Z_new, P, J = tf.cond(
-            _converged(pb, G_new, J, tol),
+            _converged(pb, V, G_new, J, tol),
             lambda: refresh(V, P_old),
             lambda: (R, G_new, Z_new, P_old, J),
         )
         P = _next_direction(G, Z, G_new, Z_new, P, conjugate)
         objective, best, n_bad, status, diverged = _judge(
-            pb, G_new, J, best_old, n_bad_old, progress, tol, limit
+            pb, V, G_new, J, best_old, n_bad_old, progress, tol, limit
         )
         objectives = objectives.write(i, objective)
         kept = [tf.where(diverged, old, new) for old, new in zip(
@@ -827,7 +837,7 @@ def minibatch_end(pb, V, fit_sums, G_sum, n_batches, tol):
     J = fit_sums + _penalty(pb, V)
     G = G_sum / tf.cast(n_batches, V.dtype)
     units = _user_units(pb, V, G, J)
-    return MinibatchEpoch(V, tf.reduce_sum(J), _converged(pb, G, J, tol), units, n_batches)
+    return MinibatchEpoch(V, tf.reduce_sum(J), _converged(pb, V, G, J, tol), units, n_batches)
 
 
 @_compiled(lambda t: [t.problem, t.mat, t.ints, t.ints, t.schedule, t.num])
@@ -937,6 +947,28 @@ def chunk_gradient(pb, V):
     return Gradient(G, tf.reduce_sum(pb.s[:, None] * tf.square(R), axis=0) / pb.S)
 
 
+def _widen(pb):
+    """Return the :class:`Problem` in float64 (products of float32 values are exact there)."""
+    wide = tf.float64
+
+    def cast(t):
+        if _is_sparse(t):
+            return tf.SparseTensor(t.indices, tf.cast(t.values, wide), t.dense_shape)
+        return tf.cast(t, wide)
+
+    return Problem(*(cast(t) for t in pb))
+
+
+@_compiled(lambda t: [t.problem, t.mat])
+def chunk_check(pb, V):
+    """:func:`chunk_gradient` in float64, whatever the data's dtype: a pass that checks.
+
+    Products of float32 values are exact in float64, and the chunks' shares are
+    summed there too: G and J are those of the data at V.
+    """
+    return chunk_gradient(_widen(pb), tf.cast(V, tf.float64))
+
+
 @_compiled(lambda t: [t.problem, t.mat, t.mat])
 def chunk_products(pb, V, P):
     """Return a chunk's :class:`ChunkProducts`: G and J at V, ``H P`` and ``P^T H P``.
@@ -1014,7 +1046,8 @@ def stream_step(pb, V, P, products, conjugate, eta, tol):
     V_new = V + step[None, :] * P
     G_new = G + step[None, :] * (products.HP + _penalty_gradient(pb, P))
     J_new = J + step * _column_dot(G, P) + 0.5 * tf.square(step) * curvature
-    return StreamStep(G, J, V_new, G_new, J_new, ~downhill, _converged(pb, G_new, J_new, tol))
+    converged = _converged(pb, V_new, G_new, J_new, tol)
+    return StreamStep(G, J, V_new, G_new, J_new, ~downhill, converged)
 
 
 @_compiled(lambda t: [t.problem, t.mat, t.mat, t.mat, t.mat, t.vec, t.flags, t.flag, t.vec,
@@ -1027,9 +1060,10 @@ def stream_advance(pb, V, G, P, G_new, J, restart, refreshed, best, n_bad, progr
     gradient rule no longer holds. Returns a :class:`StreamAdvance`.
     """
     Z, Z_new = _precondition(pb, G), _precondition(pb, G_new)
-    restart = restart | (refreshed & ~_converged(pb, G_new, J, tol))
+    restart = restart | (refreshed & ~_converged(pb, V, G_new, J, tol))
     P = _next_direction(G, Z, G_new, Z_new, P, progress.conjugate, restart)
-    objective, best, n_bad, status, _ = _judge(pb, G_new, J, best, n_bad, progress, tol, limit)
+    objective, best, n_bad, status, _ = _judge(pb, V, G_new, J, best, n_bad, progress, tol,
+                                               limit)  # fmt: skip
     return StreamAdvance(P, objective, best, n_bad, status, _user_units(pb, V, G_new, J))
 
 
@@ -1048,3 +1082,220 @@ def gram_smoothness(pb, gram, row, n_total):
         return tf.cast((2.0 / tf.cast(pb.S, wide)) * tf.matmul(gram, tf.cast(v, wide)), v.dtype)
 
     return Curvature(_power_iteration(pb, hessian), _smoothness_bound(pb, row, n_total, pb.S))
+
+
+# ----------------------------------------------------------------------------
+# Entry points on sufficient statistics. J is quadratic, so a full-batch fit
+# needs only the weighted statistics of w = [x - shift_x, 1, y - shift_y]:
+# the augmented Gram matrix Gamma = sum_i s_i w_i w_i^T, (p + 1 + k)-square,
+# float64, which chunks, replicas and workers combine by addition. The shift
+# (a mean of some rows) keeps large column offsets from cancelling in it.
+
+
+class Factor(NamedTuple):
+    """The Hessian of J from the statistics, in preconditioned coordinates, factored.
+
+    ``J(V) = sum_targets (V^T K V - 2 V^T b) + const`` and ``H = 2 K``.
+    """
+
+    K: tf.Tensor  # (p + 1, p + 1) float64, the Hessian / 2
+    vectors: tf.Tensor  # (p + 1, p + 1) float64 eigenvectors of K
+    inverse: tf.Tensor  # (p + 1,) float64 1 / eigenvalue, 0 where rounding hides it (pinv)
+    project: tf.Tensor  # (p, p) float64: onto the coefficients of least norm (alpha = 0)
+    complete: tf.Tensor  # () bool: no eigenvalue dropped beyond the frozen coordinates
+
+
+class GramStart(NamedTuple):
+    """What :func:`gram_solve` returns: the :class:`Start` at the statistics' solution."""
+
+    start: Start  # its state a StreamDescent; status RUNNING or OVERFLOW
+    factor: Factor
+
+
+class GramEpoch(NamedTuple):
+    """What :func:`gram_refine` returns after a pass has measured G and J at V."""
+
+    V: tf.Tensor  # V, or V plus the correction when the gradient rule fails
+    J: tf.Tensor  # (k,) J there: measured, or predicted by the quadratic
+    G: tf.Tensor  # (p + 1, k) the gradient there, likewise
+    objective: tf.Tensor  # () J summed over targets
+    best: tf.Tensor
+    n_bad: tf.Tensor
+    status: tf.Tensor  # () int32 Status.code
+    units: Units
+
+
+_RANK_EPS = 4.0  # eigenvalues of K below this many epsilons of its largest, times p + 1,
+#   are rounding: the minimiser takes no step along them (a pseudo-inverse)
+_REFINEMENT_PROGRESS = 0.5  # a refinement pass must halve the measured gradient norm
+
+
+@_compiled(lambda t: [t.mat, t.mat, t.vec, t.wide_vec, t.wide_vec])
+def chunk_statistics(X, Y, s, shift_x, shift_y):
+    """Return the augmented Gram matrix of one dense chunk about ``(shift_x, shift_y)``.
+
+    In float64 row blocks, whatever the data's dtype: the products of float32
+    values are exact in float64, so the statistics are those of the data.
+    """
+    wide = tf.float64
+    q = tf.shape(X)[1] + 1 + tf.shape(Y)[1]
+
+    def add(Xb, Yb, sb, acc):
+        ones = tf.ones([tf.shape(Xb)[0], 1], wide)
+        W = tf.concat([Xb - shift_x, ones, Yb - shift_y], axis=1)
+        return acc + tf.matmul(W, sb[:, None] * W, transpose_a=True)
+
+    return _fold_row_blocks((X, Y, s), add, tf.zeros([q, q], wide))
+
+
+def statistics_moments(gamma, shift_x, shift_y):
+    """Return the :class:`Moments` of the rows of the augmented Gram matrix ``gamma``."""
+    p = tf.shape(shift_x)[0]
+    S = gamma[p, p]
+    sums, squares = gamma[:, p], tf.linalg.diag_part(gamma)
+    ux, uy, dx2, dy2 = sums[:p], sums[p + 1 :], squares[:p], squares[p + 1 :]
+    return Moments(S, shift_x + ux / S, _spread(ux, dx2, S), shift_y + uy / S, _spread(uy, dy2, S))
+
+
+def _data_hessian(pb, gamma, shift_x, shift_y):
+    """``K_data = A^T diag(s) A / S``, ``b = A^T diag(s) Yc / S`` and ``Yc^T diag(s) Yc / S``.
+
+    ``a = T z`` for ``z = [x - shift_x, 1]``: ``T`` scales the columns and moves
+    them from the shift to the centre ``m``.
+    """
+    wide = tf.float64
+    p = tf.shape(shift_x)[0]
+    inv_d, m, ybar = (tf.cast(t, wide) for t in (pb.inv_d, pb.m, pb.ybar))
+    S = gamma[p, p]
+    ix = inv_d[:-1]
+    T = tf.linalg.diag(inv_d)
+    T = tf.concat([T[:, :-1], tf.concat([-ix * (m - shift_x), inv_d[-1:]], 0)[:, None]], 1)
+    Gz, sums_z = gamma[: p + 1, : p + 1], gamma[: p + 1, p]
+    dy = ybar - shift_y
+    Gzy = gamma[: p + 1, p + 1 :] - sums_z[:, None] * dy[None, :]
+    K = tf.matmul(T, tf.matmul(Gz, T, transpose_b=True)) / S
+    b = tf.matmul(T, Gzy) / S
+    yy = (tf.linalg.diag_part(gamma[p + 1 :, p + 1 :]) - 2.0 * gamma[p, p + 1 :] * dy) / S
+    return 0.5 * (K + tf.transpose(K)), b, yy + tf.square(dy)
+
+
+def _least_norm(pb, factor, V):
+    """V with the coefficients of least norm among those of the same J (alpha = 0).
+
+    The directions K cannot see (dependent columns, more features than rows)
+    leave J unchanged; in the caller's units ``W = V / d`` they are projected
+    out, as ``LinearRegression`` and ``Ridge(alpha=0)`` do.
+    """
+    wide = tf.float64
+    ix = tf.cast(pb.inv_d[:-1], wide)[:, None]
+    W = tf.matmul(factor.project, ix * tf.cast(V[:-1], wide))
+    rows = tf.where(ix > 0, tf.math.divide_no_nan(W, ix), tf.cast(V[:-1], wide))
+    return tf.concat([tf.cast(rows, V.dtype), V[-1:]], 0)
+
+
+def _solve(factor, rhs):
+    """``K^+ rhs`` from the eigendecomposition, float64."""
+    U = factor.vectors
+    return tf.matmul(U, factor.inverse[:, None] * tf.matmul(U, rhs, transpose_a=True))
+
+
+@_compiled(lambda t: [t.wide_mat, t.wide_vec, t.wide_vec, t.flag, t.num, t.num])
+def gram_solve(gamma, shift_x, shift_y, fit_intercept, alpha, tol):
+    """Return the :class:`GramStart` of a fit: the minimiser of J from the statistics.
+
+    The problem and its preconditioner are those of the data-pass descent
+    (:func:`_problem`, from the moments in ``gamma``), so ``V`` means the same.
+    ``K`` is factored by a symmetric eigendecomposition: eigenvalues hidden by
+    rounding are dropped (a pseudo-inverse), and with ``alpha = 0`` the
+    coefficients are those of least norm. G and J come from the statistics
+    (J with the cancellation of the normal equations), so the status is
+    RUNNING: a pass over the data measures them before the rule is trusted.
+    """
+    wide = tf.float64
+    dtype = tol.dtype
+    p, k = tf.shape(shift_x)[0], tf.shape(shift_y)[0]
+    stats = statistics_moments(gamma, shift_x, shift_y)
+    empty = tf.zeros([0, p], dtype), tf.zeros([0, k], dtype), tf.zeros([0], dtype)
+    pb, finite = _problem(*empty, stats, fit_intercept, alpha, tf.cast(stats.S, dtype))
+    finite = finite & tf.reduce_all(tf.math.is_finite(gamma))
+    K_data, b, yy = _data_hessian(pb, gamma, shift_x, shift_y)
+    K = K_data + tf.linalg.diag(tf.cast(alpha * pb.pen, wide))
+    K = tf.where(finite, K, tf.eye(p + 1, dtype=wide))  # eigh of NaN raises
+    b = tf.where(finite, b, tf.zeros_like(b))
+    values, vectors = tf.linalg.eigh(K)
+    cutoff = _RANK_EPS * EPS64 * tf.cast(p + 1, wide) * tf.reduce_max(tf.abs(values))
+    kept = values > cutoff
+    inverse = tf.where(kept, 1.0 / tf.where(kept, values, 1.0), 0.0)
+    # Without a penalty, the coefficients of least norm: the unseen directions of K,
+    # in the caller's units, are projected out.
+    unseen = tf.cast(pb.inv_d[:-1], wide)[:, None] * vectors[:-1] * tf.cast(~kept, wide)
+    eye = tf.eye(p, dtype=wide)
+    project = tf.cond(
+        tf.equal(alpha, 0.0) & tf.reduce_any(~kept),
+        lambda: eye - tf.matmul(unseen, tf.linalg.pinv(unseen)),
+        lambda: eye,
+    )
+    # Coordinates with inv_d = 0 (c without an intercept, constant columns) are frozen:
+    # K is 0 on them, and dropping them loses nothing.
+    frozen = tf.reduce_sum(tf.cast(tf.equal(pb.inv_d, 0.0), tf.int32))
+    complete = tf.reduce_sum(tf.cast(~kept, tf.int32)) <= frozen
+    factor = Factor(K, vectors, inverse, project, complete)
+    V = _least_norm(pb, factor, tf.cast(_solve(factor, b), dtype))
+    G, J = _quadratic(factor, b, yy, V)
+    P, _, status, units = _start(pb, V, G, J, tol, finite)
+    status = tf.where(tf.equal(status, OVERFLOW), OVERFLOW, RUNNING)
+    best = tf.fill([2], tf.constant(np.inf, dtype))  # the first measured gradient is progress
+    state = StreamDescent(V, J, G, tf.zeros_like(P), best, tf.constant(0))
+    return GramStart(Start(pb, stats, state, status, units), factor)
+
+
+def _quadratic(factor, b, yy, V):
+    """G and J at V from the statistics (J cancels to about eps times J at 0)."""
+    Vw = tf.cast(V, tf.float64)
+    KV = tf.matmul(factor.K, Vw)
+    G = 2.0 * (KV - b)
+    J = _column_dot(Vw, KV) - 2.0 * _column_dot(Vw, b) + yy
+    return tf.cast(G, V.dtype), tf.cast(tf.maximum(J, 0.0), V.dtype)
+
+
+@_compiled(lambda t: [t.problem, Factor(t.wide_mat, t.wide_mat, t.wide_vec, t.wide_mat, t.flag),
+                      t.mat, t.mat, t.vec, t.vec, t.count, t.progress, t.num])  # fmt: skip
+def gram_refine(pb, factor, V, G_data, J_data, best, n_bad, progress, tol):
+    """One refinement epoch, after a pass has measured G and J at V (without the penalty).
+
+    If the gradient rule holds, V is the answer (CONVERGED). Otherwise take the
+    step the statistics give, ``-K^+ G / 2`` (iterative refinement: it removes
+    the error of a solve from rounded statistics), and predict G and J after it;
+    a step that would lower J by at most its rounding (``ROUNDING_EPS``
+    epsilons of J, per target) leaves V as close to the optimum as the dtype
+    can hold it (CONVERGED too), unless the pseudo-inverse dropped directions
+    (the step is then blind to them).
+    The measured gradient norm must halve from one pass to the next; after
+    ``progress.patience`` passes (at most 2) that do not, rounding is the floor
+    (STALLED).
+    """
+    G, J = _with_penalty(pb, V, G_data, J_data)
+    step = -0.5 * _solve(factor, tf.cast(G, tf.float64))
+    V_new = _least_norm(pb, factor, V + tf.cast(step, V.dtype))
+    step = tf.cast(V_new - V, tf.float64)
+    KS = tf.matmul(factor.K, step)
+    change = _column_dot(tf.cast(G, tf.float64), step) + _column_dot(step, KS)  # J_new - J
+    # A step that would lower J by no more than its rounding cannot improve V in this
+    # dtype: V is the optimum as the dtype holds it (if the factor sees every direction).
+    eps = np.finfo(V.dtype.as_numpy_dtype).eps
+    rounding = -change <= ROUNDING_EPS * eps * tf.cast(J, tf.float64)
+    converged = _converged(pb, V, G, J, tol) | (factor.complete & tf.reduce_all(rounding))
+    G_new = G + tf.cast(2.0 * KS, G.dtype)
+    J_new = J + tf.cast(change, J.dtype)
+    V_new, G_new, J_new = (tf.where(converged, a, b) for a, b in ((V, V_new), (G, G_new),
+                                                                 (J, J_new)))  # fmt: skip
+    grad = tf.reduce_max(_gradient_norm(pb, G))
+    improved = grad < best[1] * _REFINEMENT_PROGRESS
+    n_bad = tf.where(improved, 0, n_bad + 1)
+    best = tf.stack([tf.minimum(best[0], tf.reduce_sum(J)), tf.minimum(best[1], grad)])
+    finite = tf.reduce_all(tf.math.is_finite(J_new)) & tf.reduce_all(tf.math.is_finite(G_new))
+    status = tf.where(n_bad >= tf.minimum(progress.patience, 2), STALLED, RUNNING)
+    status = tf.where(converged, CONVERGED, tf.where(finite, status, DIVERGED))
+    objective = tf.reduce_sum(J_new)
+    units = _user_units(pb, V_new, G_new, tf.maximum(J_new, 0.0))
+    return GramEpoch(V_new, J_new, G_new, objective, best, n_bad, status, units)

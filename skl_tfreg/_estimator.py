@@ -20,6 +20,7 @@ from . import _distributed, _persistence, _savedmodel, _streaming, _training
 from ._callbacks import CallbackSupportMixin, EpochCallbacks, has_callbacks
 from ._data import InMemory
 from ._state import TrainState
+from ._statistics import MAX_FEATURES, MAX_SPARSE_FEATURES, Statistics, TooWide, row_blocks
 from ._status import Status
 
 # What fit and partial_fit store (and a fit of a new model clears first).
@@ -111,6 +112,19 @@ class SGDL2Regressor(*_BASES):
         Rows per gradient step. ``"auto"`` uses all rows (full-batch gradient
         descent, deterministic and exact). An integer smaller than the number
         of samples gives mini-batches in the order of :func:`iter_epochs`.
+    precompute : "auto" or bool, default="auto"
+        Whether a full-batch fit (``batch_size="auto"``, ``learning_rate="auto"``)
+        trains on the sufficient statistics of the data: one pass sums the
+        weighted Gram matrix of ``[X, 1, y]``, the minimiser is solved from it
+        in one compiled call, and one more pass checks it against the data
+        (refining it if rounding in the statistics left the gradient rule
+        unmet), so ``n_iter_`` is usually 1. ``False`` runs the
+        conjugate-gradient epochs of one pass each instead. ``"auto"`` takes
+        the statistics for at most 1024 dense or 256 sparse features, where
+        they cost less, and falls back to the epochs if a statistic
+        overflows; ``True`` takes them at any width and raises an error naming
+        the columns that overflow. ``partial_fit`` always trains one epoch of
+        the data on each call; see the user guide.
     learning_rate : {"auto", "constant", "invscaling", "adaptive"}, default="auto"
         Step size rule. ``"auto"`` needs no tuning: with full batches it takes
         the exact line-search step along conjugate-gradient directions; with
@@ -203,6 +217,7 @@ class SGDL2Regressor(*_BASES):
         "tol": [Interval(Real, 0, None, closed="left"), None],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "precompute": [StrOptions({"auto"}), "boolean"],
         "learning_rate": [StrOptions({"auto", "constant", "invscaling", "adaptive"})],
         "eta0": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
@@ -223,6 +238,7 @@ class SGDL2Regressor(*_BASES):
         tol=1e-10,
         n_iter_no_change=5,
         batch_size="auto",
+        precompute="auto",
         learning_rate="auto",
         eta0=0.01,
         power_t=0.25,
@@ -239,6 +255,7 @@ class SGDL2Regressor(*_BASES):
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.batch_size = batch_size
+        self.precompute = precompute
         self.learning_rate = learning_rate
         self.eta0 = eta0
         self.power_t = power_t
@@ -361,8 +378,73 @@ class SGDL2Regressor(*_BASES):
                 agreement["fingerprint"] = _distributed.fingerprint(params, dtype, start)
         return replicas, inputs, start
 
-    def _training_data(self, arrays, replicas):
-        """Return the :class:`~skl_tfreg._data.TrainingData` of validated arrays."""
+    def _on_statistics(self, full_batch):
+        """Whether a fit may train on statistics (the data's width decides for "auto").
+
+        Raises ValueError where ``precompute=True`` asks for what the other
+        settings exclude: mini-batches, or steps of another rule.
+        """
+        if self.precompute is True and not (full_batch and self.learning_rate == "auto"):
+            asked = (f"learning_rate='{self.learning_rate}'" if full_batch
+                     else f"batch_size={self.batch_size} (mini-batches)")  # fmt: skip
+            raise ValueError(
+                "precompute=True solves full batches on the data's statistics, with the "
+                f"exact steps of learning_rate='auto'; {asked} asks for other steps. Use "
+                "precompute='auto' or False, or batch_size='auto' and learning_rate='auto'."
+            )
+        return full_batch and self.precompute is not False and self.learning_rate == "auto"
+
+    def _statistics(self, chunks, replicas, X=None):
+        """Return :class:`~skl_tfreg._statistics.Statistics` of ``chunks``, or None.
+
+        None where ``precompute="auto"`` declines: more features than the
+        statistics take, or a statistic that overflows (the data passes handle
+        such scales, and report non-finite values as before).
+        """
+        if self.precompute == "auto":
+
+            def too_wide(X):
+                limit = MAX_SPARSE_FEATURES if sp.issparse(X) else MAX_FEATURES
+                return X.shape[1] > limit
+        else:
+            too_wide = None
+        try:
+            stats = Statistics(chunks, replicas=replicas or _streaming.LOCAL, too_wide=too_wide)
+        except TooWide:
+            return None
+        bad = stats.overflowing()
+        if not bad:
+            return stats
+        if self.precompute == "auto":
+            return None
+        if X is not None:
+            assert_all_finite(X, input_name="X")  # NaN or infinity: scikit-learn's error
+        raise ValueError(
+            f"The sufficient statistics of {', '.join(bad[:10])} overflow float64 when "
+            "squared and summed; rescale them, or use precompute=False (the data passes "
+            "scale each column before squaring it)."
+        )
+
+    def _training_data(self, arrays, replicas, partial=False):
+        """Return the :class:`~skl_tfreg._data.TrainingData` of validated arrays.
+
+        Also returns the fallback of training on statistics (a callable giving
+        the data passes, should rounding stall it), or None.
+        """
+        X, Y, sample_weight, _ = arrays
+        full_batch = self.batch_size == "auto" or self.batch_size >= X.shape[0]
+
+        def passes():
+            return self._data_passes(arrays, replicas)
+
+        if not partial and self._on_statistics(full_batch):
+            stats = self._statistics(row_blocks(X, Y, sample_weight), replicas, X=X)
+            if stats is not None:
+                return stats, passes
+        return passes(), None
+
+    def _data_passes(self, arrays, replicas):
+        """Return the data of epochs that read the rows: in memory, or over replicas."""
         X, Y, sample_weight, _ = arrays
         if replicas is not None:  # this worker's rows, one shard per local replica
             return _distributed.replicated(X, Y, sample_weight, replicas)
@@ -418,9 +500,9 @@ class SGDL2Regressor(*_BASES):
                 lambda c, b: self._attributes(c, b, arrays.single),
             )  # fmt: skip
         try:
-            data = self._training_data(arrays, replicas)
+            data, fallback = self._training_data(arrays, replicas)
             result = self._train(data, start, rng, max_iter=self.max_iter, validate=score,
-                                 callbacks=callbacks)  # fmt: skip
+                                 callbacks=callbacks, fallback=fallback)  # fmt: skip
             self._finish(result, data, arrays.single, X=arrays.X)
         finally:
             if callbacks is not None:  # the fit's task ends with the fitted model, if any
@@ -472,7 +554,7 @@ class SGDL2Regressor(*_BASES):
             return arrays, arrays.X.dtype
 
         replicas, arrays, start = self._open(resume=not first, check_input=check_input)
-        data = self._training_data(arrays, replicas)
+        data, _ = self._training_data(arrays, replicas, partial=True)
         rng = self._chunk_rng(0 if first else self.n_iter_)
         result = self._train(data, start, rng, max_iter=1, accumulate=True)
         self._finish(result, data, arrays.single, X=arrays.X, partial=True)
@@ -545,13 +627,19 @@ class SGDL2Regressor(*_BASES):
         saved = self.__dict__.pop("feature_names_in_", None) if names is not None else None
         saved = saved if warm else None
         try:
-            stream = _streaming.Stream(
-                chunks, batch_size=None if full_batch else self.batch_size,
-                shuffle=self.shuffle, auto_step=not full_batch and self.learning_rate == "auto",
-                replicas=replicas or _streaming.LOCAL,
-            )  # fmt: skip
+
+            def passes():
+                return _streaming.Stream(
+                    chunks, batch_size=None if full_batch else self.batch_size,
+                    shuffle=self.shuffle, auto_step=not full_batch and self.learning_rate == "auto",
+                    replicas=replicas or _streaming.LOCAL,
+                )  # fmt: skip
+
+            stream = self._statistics(chunks, replicas) if self._on_statistics(full_batch) else None
+            fallback = passes if stream is not None else None
+            stream = passes() if stream is None else stream
             result = self._train(stream, start, check_random_state(self.random_state),
-                                 max_iter=self.max_iter)  # fmt: skip
+                                 max_iter=self.max_iter, fallback=fallback)  # fmt: skip
             self._finish(result, stream, layout["single"])
         except BaseException:
             if saved is not None:
@@ -627,10 +715,11 @@ class SGDL2Regressor(*_BASES):
         return _Arrays(X[train], Y[train], sample_weight[train], single), score
 
     def _train(self, data, start, rng, *, max_iter, accumulate=False, validate=None,
-               callbacks=None):  # fmt: skip
+               callbacks=None, fallback=None):  # fmt: skip
         """Run :func:`skl_tfreg._training.run` on ``data`` with this estimator's parameters.
 
-        ``rng`` shuffles the mini-batch epochs (``data.epochs``).
+        ``rng`` shuffles the mini-batch epochs (``data.epochs``); ``fallback``
+        gives the data passes that continue a stalled fit on statistics.
         """
         report_every = 1 if callbacks is not None else int(self.verbose)
 
@@ -657,6 +746,7 @@ class SGDL2Regressor(*_BASES):
             validate=validate,
             on_epoch=on_epoch if report_every else None,
             report_every=max(report_every, 1),
+            fallback=fallback,
         )
 
     def _attributes(self, coef, intercept, single):

@@ -401,6 +401,7 @@ def run(
     validate=None,
     on_epoch=None,
     report_every=1,
+    fallback=None,
 ):
     """Minimise J by gradient steps on ``data`` and return the coefficients in the caller's units.
 
@@ -451,6 +452,12 @@ def run(
         after the last; a true return stops training.
     report_every : int
         Period of ``on_epoch`` in epochs.
+    fallback : callable or None
+        ``fallback()`` returns other :class:`~skl_tfreg._data.TrainingData` of
+        the same rows, to continue on from the coefficients reached if training
+        on ``data`` stalls short of the gradient rule (the data passes, after
+        sufficient statistics whose rounding left it unmet). The epochs of both
+        runs count towards ``max_iter``.
 
     Returns
     -------
@@ -490,7 +497,24 @@ def run(
         trainer.minibatch_loop(epochs)
     else:
         trainer.full_batch_loop()
-    return _result(trainer, start, t_before=state.t if carry else 0)
+    result = _result(trainer, start, t_before=state.t if carry else 0)
+    stalled = result.status in (Status.STALLED, Status.FLOOR) and result.n_epochs < max_iter
+    # With early stopping, a stall is the validation score's verdict: it stands.
+    if fallback is None or not stalled or validate is not None:
+        return result
+    rest = run(
+        fallback(), alpha=alpha, fit_intercept=fit_intercept, max_iter=max_iter - result.n_epochs,
+        tol=tol, n_iter_no_change=n_iter_no_change, learning_rate=learning_rate, eta0=eta0,
+        power_t=power_t, coef_init=result.coef, intercept_init=result.intercept,
+        validate=validate, on_epoch=on_epoch, report_every=report_every,
+    )  # fmt: skip
+    return rest._replace(
+        n_epochs=result.n_epochs + rest.n_epochs,
+        n_steps=result.n_steps + rest.n_steps,
+        loss_curve=np.concatenate([result.loss_curve, rest.loss_curve]),
+        state=rest.state._replace(t=result.state.t + rest.state.t),
+        validation_scores=np.concatenate([result.validation_scores, rest.validation_scores]),
+    )
 
 
 def _result(trainer, start, t_before):

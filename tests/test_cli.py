@@ -164,7 +164,7 @@ def test_multi_target_model_writes_one_column_per_target(tmp_path, capsys, table
 def test_convergence_warning_is_one_line(tmp_path, capsys, csv_file):
     model = tmp_path / "m.skl"
     status, _, err = run(capsys, "fit", csv_file, "--target", "y", "--model", model,
-                         "--max-iter", "1", "--quiet")  # fmt: skip
+                         "--max-iter", "1", "--batch-size", "8", "--quiet")  # fmt: skip
     assert status == 0 and model.exists()
     assert err.startswith("skl-tfreg: warning: SGDL2Regressor stopped at max_iter=1")
     assert err.count("\n") == 1

@@ -241,12 +241,13 @@ def test_batch_size_at_least_n_is_full_batch(rng):
 def test_convergence_warning_only_when_max_iter_cuts_short(rng):
     X, y = _correlated(rng)
     with pytest.warns(ConvergenceWarning, match="max_iter=2"):
-        SGDL2Regressor(max_iter=2).fit(X, y)
+        SGDL2Regressor(max_iter=2, precompute=False).fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        SGDL2Regressor(max_iter=2, tol=None).fit(X, y)  # tol=None: no rule to miss
-        SGDL2Regressor(tol=None).fit(X, y)  # ... and no floor to warn about
-        SGDL2Regressor().fit(X, y)
+        SGDL2Regressor(max_iter=2, tol=None, precompute=False).fit(X, y)  # no rule to miss
+        SGDL2Regressor(tol=None, precompute=False).fit(X, y)  # ... and no floor to warn about
+        SGDL2Regressor(precompute=False).fit(X, y)
+        assert SGDL2Regressor(max_iter=1).fit(X, y).n_iter_ == 1  # statistics: one check
 
 
 def test_tol_none_runs_max_iter_with_constant_steps(rng):
@@ -270,7 +271,8 @@ def test_too_large_constant_step_is_a_clear_error(rng):
 
 def test_warm_start_continues_and_checks_features(rng, oracle):
     X, y = _correlated(rng)
-    reg = SGDL2Regressor(warm_start=True, max_iter=3, tol=None).fit(X, y)
+    # The data passes continue the descent; on statistics a warm start solves again.
+    reg = SGDL2Regressor(warm_start=True, max_iter=3, tol=None, precompute=False).fit(X, y)
     first = reg.loss_curve_[-1]
     reg.set_params(max_iter=1000, tol=1e-10).fit(X, y)
     assert reg.loss_curve_[0] < first  # started where the last fit ended

@@ -45,14 +45,14 @@ def _fitted(case):
     elif case == "float32_2d":
         dtype, targets = np.float32, 2
     elif case == "early_stopping":
-        params = {"early_stopping": True, "random_state": 0, "tol": 1e-4}
+        params = {"early_stopping": True, "random_state": 0, "tol": 1e-4, "precompute": False}
     elif case == "minibatch_auto":
         params = {"batch_size": 16, "random_state": 1, "tol": None, "max_iter": 3}
     elif case == "minibatch_adaptive":
         params = {"batch_size": 16, "learning_rate": "adaptive", "eta0": 0.02,
                   "random_state": 2, "n_iter_no_change": 1, "max_iter": 4, "tol": 0.5}  # fmt: skip
     elif case == "stopped_early":  # mid-training: a conjugate direction to continue
-        params = {"tol": None, "max_iter": 2}
+        params = {"tol": None, "max_iter": 2, "precompute": False}
     X, y = _data(dtype, targets)
     est = SGDL2Regressor(**params)
     if case == "partial_fit":
@@ -194,7 +194,8 @@ def test_unfitted_round_trip(tmp_path):
 
 def test_every_param_round_trips(tmp_path):
     params = dict(alpha=0.25, fit_intercept=False, max_iter=17, tol=None, n_iter_no_change=3,
-                  batch_size=32, learning_rate="adaptive", eta0=0.125, power_t=0.5,
+                  batch_size=32, precompute=False, learning_rate="adaptive", eta0=0.125,
+                  power_t=0.5,
                   early_stopping=True, validation_fraction=0.2, shuffle=False,
                   random_state=None, warm_start=True, verbose=2)  # fmt: skip
     est = SGDL2Regressor(**params)

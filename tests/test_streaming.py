@@ -38,15 +38,20 @@ def _close(a, b, rtol):
 
 @pytest.mark.parametrize("rows", [1000, 128, 77, 1])
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_full_batch_stream_is_the_in_memory_fit(rng, oracle, rows, fit_intercept):
+@pytest.mark.parametrize("precompute", [False, "auto"])
+def test_full_batch_stream_is_the_in_memory_fit(rng, oracle, rows, fit_intercept, precompute):
     # Full-batch epochs do not depend on how the rows are cut into batches.
     X, y, s = _data(rng)
     if rows == 1:
         X, y, s = X[:150], y[:150], s[:150]
-    kw = dict(alpha=1e-3, fit_intercept=fit_intercept)
+    kw = dict(alpha=1e-3, fit_intercept=fit_intercept, precompute=precompute)
     memory = SGDL2Regressor(**kw).fit(X, y, sample_weight=s)
     stream = SGDL2Regressor(**kw).fit_stream(_source(X, y, s, rows))
-    assert _close(stream.coef_, memory.coef_, 1e-12)
+    # The statistics are summed in another order for each batching; without an
+    # intercept, where the offset column makes cond(X) = 1e5, that order moves the
+    # coefficients by a few 1e-12 (both stay as close to Ridge's).
+    rtol = 1e-12 if fit_intercept or not precompute else 1e-11
+    assert _close(stream.coef_, memory.coef_, rtol)
     assert abs(stream.intercept_ - memory.intercept_) <= 1e-10 * abs(memory.intercept_)
     assert stream.n_iter_ == memory.n_iter_ and stream.t_ == memory.t_
     # A stream's J follows the quadratic's recursion, in memory J is summed from the
@@ -126,7 +131,7 @@ def test_warm_start_max_iter_verbose_and_no_mutation(rng, capsys):
     X, y, s = _data(rng, n=300)
     before = [a.copy() for a in (X, y, s)]
     with pytest.warns(ConvergenceWarning, match="max_iter=2"):
-        est = SGDL2Regressor(max_iter=2, verbose=1).fit_stream(_source(X, y, s))
+        est = SGDL2Regressor(max_iter=2, verbose=1, precompute=False).fit_stream(_source(X, y, s))
     assert est.n_iter_ == 2 and capsys.readouterr().out.count("EPOCH") == 2
     est.set_params(warm_start=True, max_iter=100, verbose=0).fit_stream(_source(X, y, s))
     full = SGDL2Regressor().fit(X, y, sample_weight=s)
@@ -202,7 +207,7 @@ print(json.dumps(dict(
 """
 
 
-@pytest.mark.slow  # about a minute: several passes over 2 GiB of generated rows
+@pytest.mark.slow  # two passes over 2 GiB of generated rows: the statistics, one check
 def test_two_gib_stream_in_bounded_memory(tmp_path):
     script = tmp_path / "two_gib.py"
     script.write_text(_TWO_GIB)
@@ -211,7 +216,7 @@ def test_two_gib_stream_in_bounded_memory(tmp_path):
     )
     out = json.loads(run.stdout.strip().splitlines()[-1])
     print(out)
-    assert out["gib_per_pass"] >= 2.0 and out["passes"] >= 3
+    assert out["gib_per_pass"] >= 2.0 and out["passes"] == 2 and out["epochs"] == 1
     # Importing TensorFlow alone takes about 735 MiB here; what the stream adds on
     # top of that is one batch and its temporaries.
     assert out["after"] - out["before"] < 500

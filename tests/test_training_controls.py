@@ -51,8 +51,10 @@ def _gradient_ratio(reg, X, y):
 @pytest.mark.parametrize("batch_size", ["auto", 32])
 def test_k_partial_fits_equal_fit_with_max_iter_k(rng, learning_rate, batch_size):
     X, y = _ill_conditioned(rng)
+    # partial_fit trains one epoch of data passes per call (fit on statistics would
+    # converge in its first epoch): fit compares with precompute=False.
     params = dict(alpha=1e-3, learning_rate=learning_rate, eta0=0.05, batch_size=batch_size,
-                  shuffle=False, tol=None)  # fmt: skip
+                  shuffle=False, tol=None, precompute=False)  # fmt: skip
     k = 6
     fitted = SGDL2Regressor(max_iter=k, **params).fit(X, y)
     partial = SGDL2Regressor(**params)
@@ -126,12 +128,12 @@ def test_partial_fit_refuses_other_features_and_targets(rng):
 
 def test_partial_fit_after_fit_continues_it(rng, oracle):
     X, y = _ill_conditioned(rng)
-    reg = _silently(SGDL2Regressor(alpha=1e-3, max_iter=2).fit, X, y)
+    reg = _silently(SGDL2Regressor(alpha=1e-3, max_iter=2, precompute=False).fit, X, y)
     before = reg.loss_curve_.copy()
     reg.partial_fit(X, y)
     np.testing.assert_array_equal(reg.loss_curve_[:2], before)
     assert reg.n_iter_ == 3 and reg.loss_curve_[2] < before[-1]
-    full = _silently(SGDL2Regressor(alpha=1e-3, max_iter=3).fit, X, y)
+    full = _silently(SGDL2Regressor(alpha=1e-3, max_iter=3, precompute=False).fit, X, y)
     np.testing.assert_allclose(reg.coef_, full.coef_, rtol=1e-10)
 
 
@@ -148,7 +150,8 @@ def test_partial_fit_keeps_the_dtype_of_the_first_chunk(rng):
 @pytest.mark.parametrize("learning_rate", SCHEDULES)
 def test_warm_start_continues_the_step_state(rng, learning_rate):
     X, y = _ill_conditioned(rng)
-    params = dict(alpha=1e-3, learning_rate=learning_rate, eta0=0.05, tol=None, shuffle=False)
+    params = dict(alpha=1e-3, learning_rate=learning_rate, eta0=0.05, tol=None, shuffle=False,
+                  precompute=False)  # fmt: skip
     once = SGDL2Regressor(max_iter=8, **params).fit(X, y)
     twice = SGDL2Regressor(max_iter=4, warm_start=True, **params).fit(X, y).fit(X, y)
     np.testing.assert_allclose(twice.coef_, once.coef_, rtol=1e-9)
@@ -274,7 +277,7 @@ def test_objective_rule_stops_after_n_iter_no_change_epochs(rng, batch_size):
 def test_convergence_warning_only_when_max_iter_cuts_short_for_every_schedule(rng):
     X, y = _ill_conditioned(rng, n=200)
     for learning_rate in SCHEDULES:
-        params = dict(alpha=1e-3, learning_rate=learning_rate, eta0=0.1)
+        params = dict(alpha=1e-3, learning_rate=learning_rate, eta0=0.1, precompute=False)
         with pytest.warns(ConvergenceWarning, match="max_iter=3"):
             SGDL2Regressor(max_iter=3, **params).fit(X, y)
         with warnings.catch_warnings():

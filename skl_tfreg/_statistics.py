@@ -1,0 +1,245 @@
+"""Full-batch training on sufficient statistics: one pass to summarise, one to check.
+
+J is quadratic, so a full-batch fit needs only the weighted statistics of
+``w = [x - shift_x, 1, y - shift_y]``: the augmented Gram matrix
+``Gamma = sum_i s_i w_i w_i^T``, of size ``n_features + 1 + n_targets``. One pass
+over the rows sums it, in float64, chunk by chunk (each chunk in row blocks, so
+nothing of the size of X is ever copied); replicas and workers add theirs up in
+one all-reduce. :func:`skl_tfreg._core.gram_solve` then finds the minimiser
+from ``Gamma`` alone, in one compiled call: an eigendecomposition of the
+(preconditioned) Hessian, a pseudo-inverse where rounding hides its smallest
+eigenvalues, and, with ``alpha = 0``, the coefficients of least norm.
+
+The statistics are rounded, and the normal equations square the condition
+number, so the solution is checked against the data: each epoch is one more
+pass that measures the gradient and J at the solution from the rows
+themselves (:func:`skl_tfreg._core.chunk_gradient`, as a stream does), and, if
+the gradient rule fails, takes the correction the statistics give for that
+gradient (iterative refinement, :func:`skl_tfreg._core.gram_refine`). A fit
+reads its rows twice: ``n_iter_`` is 1, and ``loss_curve_`` holds J measured on
+the data.
+
+Each replica sums its chunks about its own shift (its first chunk's means);
+the replicas then agree on the global means (:meth:`ReplicaSet.combine`), move
+their sums to them exactly, and add them up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
+
+from . import _core
+from ._status import Status
+from ._streaming import LOCAL, Stream
+from ._tensors import training_tensors
+
+__all__ = ["Statistics", "TooWide", "row_blocks", "MAX_FEATURES", "MAX_SPARSE_FEATURES"]
+
+#: ``batch_size="auto"`` trains on statistics up to this many dense features (and
+#: ``MAX_SPARSE_FEATURES`` sparse ones); wider data keeps the data passes, whose
+#: cost grows as ``n p`` per epoch where the statistics' grows as ``n p^2``
+#: (docs/performance.md has the crossover measured).
+MAX_FEATURES = 1024
+MAX_SPARSE_FEATURES = 256
+_BLOCK_ELEMENTS = 2**20  # values per block of rows: a float64 block of 8 MiB
+_SHIFT_ROWS = 1024  # rows whose means shift a replica's sums
+
+
+class TooWide(Exception):
+    """The rows have more features than the statistics take (raised before any sum)."""
+
+
+def row_blocks(X, Y, sample_weight):
+    """Return a chunk source over row blocks of arrays held in memory.
+
+    Each block holds about ``_BLOCK_ELEMENTS`` values of X; blocks are views
+    (of a dense X) or row slices (of a sparse one), never a copy of all of X.
+    """
+    X = X.tocsr() if sp.issparse(X) else X
+    n, p = X.shape
+    rows = max(_BLOCK_ELEMENTS // max(p + Y.shape[1] + 1, 1), 256)
+
+    def chunks():
+        for start in range(0, n, rows):
+            stop = start + rows
+            yield X[start:stop], Y[start:stop], sample_weight[start:stop]
+
+    return chunks
+
+
+def _shift(X, Y, s):
+    """Return the mean of the first weighted rows of a chunk, float64 (a constant: its value).
+
+    Rows of weight 0 count for nothing, however large their values: a column
+    constant on the weighted rows is shifted by exactly its value, so its sums
+    of deviations are exactly 0.
+    """
+    rows = np.flatnonzero(s > 0)[:_SHIFT_ROWS]
+    rows = rows if rows.size else np.arange(min(len(s), _SHIFT_ROWS))
+    head = np.hstack([_dense(X[rows]), Y[rows]]).astype(np.float64)
+    with np.errstate(all="ignore"):
+        constant = np.all(head == head[0], axis=0)
+        return np.where(constant, head[0], head.mean(axis=0))
+
+
+def _dense(X):
+    return X.toarray() if sp.issparse(X) else np.asarray(X)
+
+
+def _reshift(gamma, shift, centre, p):
+    """``gamma`` of ``w = [x - shift_x, 1, y - shift_y]`` moved to the shift ``centre``.
+
+    ``w' = w + delta`` with ``delta = shift - centre`` (0 in the place of the
+    1), so ``Gamma' = Gamma + g delta^T + delta g^T + S delta delta^T`` with
+    ``g = Gamma[:, p]``: exact algebra on float64 sums.
+    """
+    delta = np.insert(shift - centre, p, 0.0)
+    g, S = gamma[:, p], gamma[p, p]
+    with np.errstate(all="ignore"):
+        return gamma + np.outer(g, delta) + np.outer(delta, g) + S * np.outer(delta, delta)
+
+
+class Statistics(Stream):
+    """Full-batch training data summarised by its sufficient statistics.
+
+    A :class:`skl_tfreg._streaming.Stream` (whose passes it uses to check the
+    solution) whose first pass sums the augmented Gram matrix instead of the
+    moments. Constructing it reads the rows once.
+
+    Parameters
+    ----------
+    chunks : callable
+        ``chunks()`` returns an iterator of validated chunks ``(X, Y, s)``, as
+        for a Stream (:func:`row_blocks` for arrays in memory).
+    replicas : ReplicaSet
+        Where chunks are summed, and how the sums are added up.
+    too_wide : callable or None
+        ``too_wide(X)`` of the first chunk's X: if true, raise :class:`TooWide`
+        before any sum or collective.
+    """
+
+    def __init__(self, chunks, *, replicas=LOCAL, too_wide=None):
+        self.chunks, self.replicas = chunks, replicas
+        self.batch_size, self.shuffle, self.dtype = None, False, None
+        n = replicas.n
+        grams, shifts, counts = [None] * n, [None] * n, [0] * n
+        self._seen = (0, 0.0)
+        try:
+            for index, (X, Y, s) in enumerate(chunks()):
+                if self.dtype is None:
+                    if too_wide is not None and too_wide(X):
+                        raise TooWide(X.shape[1])
+                    self.dtype = tf.as_dtype(X.dtype)
+                    self.n_features, self.n_targets = X.shape[1], Y.shape[1]
+                r = index % n
+                self._seen = (self._seen[0] + X.shape[0], self._seen[1] + float(s.sum()))
+                counts[r] += X.shape[0]
+                if not s.sum() > 0:  # no weight: nothing to add
+                    continue
+                if shifts[r] is None:
+                    shifts[r] = _shift(X, Y, s)
+                with replicas.device(r):
+                    grams[r] = self._add(grams[r], X, Y, s, shifts[r])
+            if self.dtype is None:
+                raise ValueError("The stream yielded no batches: it has no rows to fit.")
+        except TooWide:
+            raise  # the first chunk, before any collective: every worker sees the same
+        except Exception:
+            replicas.combine([None] * n, counts, None, failed=True)  # the others stop too
+            raise
+        self._combine(grams, shifts, counts)
+
+    def _add(self, gamma, X, Y, s, shift):
+        """Add the statistics of one chunk (in row blocks, dense) to ``gamma``."""
+        p = X.shape[1]
+        compute = _core.kernel(_core.chunk_statistics, self.dtype)
+        shift_x, shift_y = tf.constant(shift[:p]), tf.constant(shift[p:])
+        rows = max(_BLOCK_ELEMENTS // max(p, 1), 256) if sp.issparse(X) else X.shape[0]
+        for start in range(0, max(X.shape[0], 1), rows):
+            stop = start + rows
+            block = (_dense(X[start:stop]), Y[start:stop], s[start:stop])
+            part = compute(*training_tensors(*block), shift_x, shift_y)
+            gamma = part if gamma is None else gamma + part
+        return gamma
+
+    def _combine(self, grams, shifts, counts):
+        """Agree on the global means, move every replica's sums to them, add them up."""
+        p, k = self.n_features, self.n_targets
+        moments = []
+        for gamma, shift in zip(grams, shifts, strict=True):
+            if gamma is None or not float(gamma[p, p]) > 0:
+                moments.append(None)
+                continue
+            moments.append(_core.statistics_moments(gamma, tf.constant(shift[:p]),
+                                                    tf.constant(shift[p:])))  # fmt: skip
+        layout = (p, k, self.dtype.size)
+        stats, self.n_samples = self.replicas.combine(moments, counts, layout)
+        centre = np.concatenate([np.asarray(stats.x_mean), np.asarray(stats.y_mean)])
+        zeros = np.zeros((p + 1 + k, p + 1 + k))
+        parts = [
+            (tf.constant(zeros if g is None else _reshift(g.numpy(), shift, centre, p)),)
+            for g, shift in zip(grams, shifts, strict=True)
+        ]
+        (self.gamma,) = self.replicas.all_reduce(parts)
+        self.centre = centre
+        self.stats = stats  # for a Stream's passes; prepare puts the statistics' own
+
+    def overflowing(self):
+        """Return the names of what overflows the statistics: columns, y, sample_weight.
+
+        Empty when every statistic is finite.
+        """
+        p = self.n_features
+        diag = np.diag(self.gamma.numpy())
+        if not np.isfinite(diag[p]):
+            return ["sample_weight"]
+        bad = [f"column {j}" for j in np.flatnonzero(~np.isfinite(diag[:p]))]
+        return bad + (["y"] if not np.all(np.isfinite(diag[p + 1 :])) else [])
+
+    def prepare(self, fit_intercept, alpha, coef_init, intercept_init, prior, tol):
+        """Return the :class:`~skl_tfreg._core.Start` at the statistics' minimiser.
+
+        The start does not depend on ``coef_init`` and ``intercept_init``: the
+        minimiser is found directly. ``prior`` must be empty: statistics do not
+        accumulate over training calls here.
+        """
+        if float(prior[0]) > 0:
+            raise ValueError("Statistics train each call on its own rows (no prior moments).")
+        dtype = self.dtype
+        p = self.n_features
+        out = _core.kernel(_core.gram_solve, dtype)(
+            self.gamma, tf.constant(self.centre[:p]), tf.constant(self.centre[p:]),
+            tf.constant(bool(fit_intercept)), tf.constant(alpha, dtype), tf.constant(tol, dtype),
+        )  # fmt: skip
+        self._factor = out.factor
+        self._stats = out.start.moments
+        S = tf.cast(out.start.moments.S, dtype)
+        self._setting = (tf.constant(bool(fit_intercept)), tf.constant(alpha, dtype), S)
+        return out.start
+
+    def full_batch(self, pb, state, n_epochs, schedule, progress, tol, limit):
+        """Run up to ``n_epochs`` checking passes, each refining V if the rule fails.
+
+        Returns :class:`~skl_tfreg._core.Epochs` whose losses are J after each
+        epoch: measured on the data when the rule holds, predicted after a
+        correction otherwise.
+        """
+        V, J, G, P, best, n_bad = state
+        refine = _core.kernel(_core.gram_refine, self.dtype)
+        losses, status, units = [], Status.RUNNING.code, None
+        for _ in range(int(n_epochs)):
+            wide = tf.cast(V, tf.float64)
+            G_data, J_data = (tf.cast(t, self.dtype) for t in
+                              self._sum(_core.chunk_check, (wide, wide[0]), V))  # fmt: skip
+            out = refine(pb, self._factor, V, G_data, J_data, best, n_bad, progress, tol)
+            V, J, G, best, n_bad, units = out.V, out.J, out.G, out.best, out.n_bad, out.units
+            losses.append(float(out.objective))
+            status = int(out.status)
+            if status != Status.RUNNING.code:
+                break
+        if units is None:
+            units = self._kernel(_core.stream_units)(pb, V, G, J)
+        state = _core.StreamDescent(V, J, G, P, best, n_bad)
+        return _core.Epochs(state, tf.constant(losses, tf.float64), status, units)

@@ -1,0 +1,221 @@
+"""Full-batch fits on sufficient statistics: Ridge's answer from one pass and one check."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LinearRegression, Ridge
+
+import skl_tfreg._estimator as estimator_module
+from skl_tfreg import SGDL2Regressor
+
+
+def _data(rng, n=500, p=8, k=None, dtype=np.float64):
+    """Columns of scales 1e-2..1e2 and offsets up to 1e3, weights, noise."""
+    X = rng.standard_normal((n, p)) * np.logspace(-2, 2, p) + 1e3 * (np.arange(p) == p - 1)
+    coef = rng.standard_normal((p, k) if k else p)
+    y = X @ coef + 3.0 + 0.1 * rng.standard_normal((n, k) if k else n)
+    return X.astype(dtype), y.astype(dtype), rng.random(n).astype(dtype)
+
+
+def _counting(X, y, s, rows):
+    """A stream source that counts how many times it is read."""
+    reads = []
+
+    def source():
+        reads.append(1)
+        for start in range(0, len(y), rows):
+            part = slice(start, start + rows)
+            yield X[part], y[part], s[part]
+
+    return source, reads
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_statistics_give_ridge_in_one_checked_epoch(rng, oracle, fit_intercept, dtype):
+    X, y, s = _data(rng, dtype=dtype)
+    reg = SGDL2Regressor(alpha=1e-3, fit_intercept=fit_intercept).fit(X, y, sample_weight=s)
+    assert reg.n_iter_ == reg.t_ == 1 and reg.coef_.dtype == dtype
+    assert oracle.gap(reg, X, y, s, fit_intercept) <= (1e-12 if dtype == np.float64 else 1e-7)
+    # loss_curve_ is J measured on the data at the fitted coefficients.
+    J = oracle.objective(X, y, reg.coef_, reg.intercept_, 1e-3, s)
+    assert reg.loss_curve_[0] == pytest.approx(J, rel=1e-12 if dtype == np.float64 else 1e-6)
+
+
+def test_statistics_and_data_passes_reach_the_same_optimum(rng, oracle):
+    X, y, s = _data(rng, k=3)
+    stats = SGDL2Regressor(alpha=1e-2).fit(X, y, sample_weight=s)
+    passes = SGDL2Regressor(alpha=1e-2, precompute=False).fit(X, y, sample_weight=s)
+    assert stats.n_iter_ == 1 < passes.n_iter_
+    np.testing.assert_allclose(stats.coef_, passes.coef_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(stats.intercept_, passes.intercept_, rtol=1e-9)
+    ridge = Ridge(alpha=1e-2 * s.sum()).fit(X, y, sample_weight=s)
+    np.testing.assert_allclose(stats.coef_, ridge.coef_, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_statistics_are_the_dense_fit(rng, fmt):
+    X, y, s = _data(rng, n=400, p=6)
+    X[rng.random(X.shape) < 0.6] = 0.0
+    dense = SGDL2Regressor(alpha=1e-3).fit(X, y, sample_weight=s)
+    sparse = SGDL2Regressor(alpha=1e-3).fit(sp.csr_matrix(X).asformat(fmt), y, sample_weight=s)
+    assert sparse.n_iter_ == 1
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=1e-10, atol=1e-12)
+
+
+def _degenerate(rng, n=400):
+    """Polynomial features of raw columns, one of which takes two values: exact
+    dependencies (b^2 = b), columns whose scales span about 8 decades."""
+    a = rng.uniform(0, 1e3, n)
+    b = rng.integers(0, 2, n).astype(float)
+    c = rng.normal(size=n) * 1e-2
+    X = np.column_stack([a, b, c, a * a, a * b, b * b, a * c, b * c, c * c, a * a * b])
+    y = 1e-3 * a + 2 * b + 50 * c + rng.normal(size=n)
+    return X, y, rng.random(n) + 0.5
+
+
+@pytest.mark.parametrize("alpha", [1e-2, 1e-6])
+def test_degenerate_designs_reach_the_optimum(rng, oracle, alpha):
+    # The data passes run 1000 epochs and end 13% to 27% above the optimum here.
+    X, y, s = _degenerate(rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        reg = SGDL2Regressor(alpha=alpha).fit(X, y, sample_weight=s)
+    assert oracle.gap(reg, X, y, s) <= 1e-6
+    assert reg.n_iter_ <= 3
+
+
+@pytest.mark.parametrize("scales", [(0.1, 10.0), (1.0, 1.0)])
+def test_alpha_zero_with_more_features_than_rows_is_the_least_norm_solution(rng, scales):
+    X = rng.normal(size=(4, 12)) * np.logspace(np.log10(scales[0]), np.log10(scales[1]), 12)
+    y = rng.normal(size=4)
+    reg = SGDL2Regressor(alpha=0.0, fit_intercept=False).fit(X, y)
+    least = np.linalg.lstsq(X, y, rcond=None)[0]
+    np.testing.assert_allclose(reg.coef_, least, rtol=1e-6, atol=1e-9 * np.abs(least).max())
+    np.testing.assert_allclose(X @ reg.coef_, y, rtol=1e-9)  # it interpolates
+    with_intercept = SGDL2Regressor(alpha=0.0).fit(X, y)
+    ols = LinearRegression().fit(X, y)
+    np.testing.assert_allclose(with_intercept.coef_, ols.coef_, rtol=1e-6,
+                               atol=1e-9 * np.abs(ols.coef_).max())  # fmt: skip
+    assert with_intercept.intercept_ == pytest.approx(ols.intercept_, rel=1e-6, abs=1e-9)
+
+
+def test_alpha_zero_with_dependent_columns_is_the_least_norm_solution(rng):
+    base = rng.normal(size=(60, 4))
+    X = np.column_stack([base, base[:, 0] + 2 * base[:, 1], 10.0 * base[:, 2]])
+    y = base @ [1.0, -2.0, 0.5, 3.0] + 0.1 * rng.normal(size=60)
+    s = rng.random(60) + 0.1
+    reg = SGDL2Regressor(alpha=0.0).fit(X, y, sample_weight=s)
+    ols = LinearRegression().fit(X, y, sample_weight=s)
+    np.testing.assert_allclose(reg.coef_, ols.coef_, rtol=1e-6)
+    assert reg.intercept_ == pytest.approx(ols.intercept_, rel=1e-6, abs=1e-9)
+
+
+def test_exactly_fittable_problems_never_warn():
+    # alpha = 0, 100 x 100 uniform data, an intercept, random weights: y has an exact
+    # fit. The data passes warned of ill-conditioning on about a quarter of these.
+    warned = []
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        X, y = rng.uniform(size=(100, 100)), rng.uniform(size=100)
+        s = rng.uniform(0.5, 2.0, 100)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            reg = SGDL2Regressor(alpha=0.0).fit(X, y, sample_weight=s)
+        warned += [seed for w in caught if issubclass(w.category, ConvergenceWarning)]
+        r = X @ reg.coef_ + reg.intercept_ - y
+        assert (s * r * r).sum() / s.sum() <= 1e-20
+    assert warned == []
+
+
+def _wampler(coefficients):
+    """NIST StRD's Wampler data: y a degree-5 polynomial of x = 0..20 (certified)."""
+    x = np.arange(21.0)
+    X = np.column_stack([x**k for k in range(1, 6)])
+    return X, X @ coefficients[1:] + coefficients[0]
+
+
+@pytest.mark.parametrize("certified", [np.ones(6), 10.0 ** -np.arange(6)])
+def test_certified_values_keep_their_digits(certified):
+    # Wampler 1 and 2: certified coefficients, an exact fit. The statistics keep at
+    # least the correct digits of the data passes.
+    X, y = _wampler(certified)
+
+    def digits(reg):
+        got = np.r_[reg.intercept_, reg.coef_]
+        return -np.log10(np.abs(got - certified) / certified + 1e-17).min()
+
+    stats = SGDL2Regressor(alpha=0.0).fit(X, y)
+    passes = SGDL2Regressor(alpha=0.0, precompute=False).fit(X, y)
+    assert digits(stats) >= digits(passes) >= 8
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fit_stream_reads_the_source_twice(rng, oracle, dtype):
+    X, y, s = _data(rng, n=4000, p=10, dtype=dtype)
+    source, reads = _counting(X, y, s, rows=100)
+    reg = SGDL2Regressor(alpha=1e-4).fit_stream(source)
+    assert len(reads) == 2 and reg.n_iter_ == 1
+    assert oracle.gap(reg, X, y, s) <= (1e-12 if dtype == np.float64 else 1e-7)
+    memory = SGDL2Regressor(alpha=1e-4).fit(X, y, sample_weight=s)
+    np.testing.assert_allclose(reg.coef_, memory.coef_, rtol=1e-9 if dtype == np.float64 else 1e-5)
+
+
+def test_warm_start_and_partial_fit_after_a_statistics_fit(rng, oracle):
+    X, y, s = _data(rng)
+    reg = SGDL2Regressor(alpha=1e-3, warm_start=True).fit(X, y, sample_weight=s)
+    again = reg.fit(X, y, sample_weight=s)  # solved afresh: the same optimum
+    assert again.n_iter_ == 1 and oracle.gap(again, X, y, s) <= 1e-12
+    # partial_fit trains one epoch of data passes on its chunk, from the fitted model
+    # and the statistics' moments: at the optimum already, it adds no epoch.
+    reg.partial_fit(X, y, sample_weight=s)
+    assert reg.n_iter_ == 1 and oracle.gap(reg, X, y, s) <= 1e-12
+
+
+def test_width_decides_auto(rng, monkeypatch):
+    X, y, s = _data(rng, p=6)
+    monkeypatch.setattr(estimator_module, "MAX_FEATURES", 5)
+    assert SGDL2Regressor().fit(X, y).n_iter_ > 1  # data passes
+    assert SGDL2Regressor(precompute=True).fit(X, y).n_iter_ == 1
+    assert SGDL2Regressor().fit(X[:, :5], y).n_iter_ == 1
+    source, reads = _counting(X, y, s, rows=100)
+    SGDL2Regressor().fit_stream(source)
+    assert len(reads) > 3  # the first chunk said "too wide": a Stream's passes
+
+
+def test_overflowing_statistics_fall_back_or_name_the_columns(rng):
+    X = rng.normal(size=(200, 3)) * [1.0, 1e200, 1.0]
+    y = X[:, 0] + rng.normal(size=200)
+    auto = SGDL2Regressor().fit(X, y)
+    passes = SGDL2Regressor(precompute=False).fit(X, y)
+    np.testing.assert_array_equal(auto.coef_, passes.coef_)
+    with pytest.raises(ValueError, match="statistics of column 1 overflow float64"):
+        SGDL2Regressor(precompute=True).fit(X, y)
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        SGDL2Regressor(precompute=True).fit(bad, y)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        SGDL2Regressor().fit(bad, y)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [(dict(learning_rate="constant"), "learning_rate='constant'"),
+     (dict(batch_size=16), "batch_size=16")],
+)  # fmt: skip
+def test_precompute_true_refuses_other_steps(rng, params, match):
+    X, y, _ = _data(rng, n=100)
+    with pytest.raises(ValueError, match=match):
+        SGDL2Regressor(precompute=True, **params).fit(X, y)
+
+
+def test_statistics_never_modify_the_inputs(rng):
+    X, y, s = _data(rng)
+    X = np.asfortranarray(X)
+    before = [a.copy() for a in (X, y, s)]
+    SGDL2Regressor(alpha=0.0).fit(X, y, sample_weight=s)
+    assert all(np.array_equal(a, b) for a, b in zip(before, (X, y, s), strict=True))
