@@ -33,7 +33,7 @@ import tensorflow as tf
 from . import _core
 from ._status import Status
 from ._streaming import LOCAL, Stream
-from ._tensors import training_tensors
+from ._tensors import split_rows
 
 __all__ = ["Statistics", "TooWide", "row_blocks", "MAX_FEATURES", "MAX_SPARSE_FEATURES"]
 
@@ -43,7 +43,7 @@ __all__ = ["Statistics", "TooWide", "row_blocks", "MAX_FEATURES", "MAX_SPARSE_FE
 #: (docs/performance.md has the crossover measured).
 MAX_FEATURES = 1024
 MAX_SPARSE_FEATURES = 256
-_BLOCK_ELEMENTS = 2**20  # values per block of rows: a float64 block of 8 MiB
+_DENSE_ELEMENTS = 2**20  # values per densified block of a sparse chunk (8 MiB)
 _SHIFT_ROWS = 1024  # rows whose means shift a replica's sums
 
 
@@ -52,36 +52,50 @@ class TooWide(Exception):
 
 
 def row_blocks(X, Y, sample_weight):
-    """Return a chunk source over row blocks of arrays held in memory.
+    """Return the chunk source of arrays held in memory: one chunk, all the rows.
 
-    Each block holds about ``_BLOCK_ELEMENTS`` values of X; blocks are views
-    (of a dense X) or row slices (of a sparse one), never a copy of all of X.
+    A dense X is then shared with TensorFlow from its first aligned row
+    (:func:`skl_tfreg._tensors.split_rows`), with no copy; a sparse one is
+    densified in row blocks as it is read (:func:`_pieces`).
     """
-    X = X.tocsr() if sp.issparse(X) else X
-    n, p = X.shape
-    rows = max(_BLOCK_ELEMENTS // max(p + Y.shape[1] + 1, 1), 256)
+    return lambda: iter([(X, Y, sample_weight)])
 
-    def chunks():
-        for start in range(0, n, rows):
-            stop = start + rows
-            yield X[start:stop], Y[start:stop], sample_weight[start:stop]
 
-    return chunks
+def _pieces(X, Y, s):
+    """Yield the tensors of a chunk's dense pieces: itself, or row blocks of a sparse X.
+
+    Each piece is ``(head, body, Y, s)``: X split at its first aligned row.
+    """
+    if sp.issparse(X):
+        X = X.tocsr()
+        rows = max(_DENSE_ELEMENTS // max(X.shape[1], 1), 256)
+        parts = ((X[a : a + rows].toarray(), Y[a : a + rows], s[a : a + rows])
+                 for a in range(0, X.shape[0], rows))  # fmt: skip
+    else:
+        parts = [(X, Y, s)]
+    for X_part, Y_part, s_part in parts:
+        head, body = split_rows(X_part)
+        dtype = body.dtype
+        yield head, body, tf.convert_to_tensor(Y_part, dtype), tf.convert_to_tensor(s_part, dtype)
 
 
 def _shift(X, Y, s):
-    """Return the mean of the first weighted rows of a chunk, float64 (a constant: its value).
+    """Return the shift of a chunk's columns: the mean of its first weighted rows, float64.
 
     Rows of weight 0 count for nothing, however large their values: a column
     constant on the weighted rows is shifted by exactly its value, so its sums
-    of deviations are exactly 0.
+    of deviations are exactly 0. A column whose mean is within its spread of 0
+    is not shifted (its squares cancel at most one bit), so that well-centred
+    data is summed as it is.
     """
     rows = np.flatnonzero(s > 0)[:_SHIFT_ROWS]
     rows = rows if rows.size else np.arange(min(len(s), _SHIFT_ROWS))
     head = np.hstack([_dense(X[rows]), Y[rows]]).astype(np.float64)
     with np.errstate(all="ignore"):
         constant = np.all(head == head[0], axis=0)
-        return np.where(constant, head[0], head.mean(axis=0))
+        mean = head.mean(axis=0)
+        mean = np.where(np.abs(mean) <= head.std(axis=0), 0.0, mean)
+        return np.where(constant, head[0], mean)
 
 
 def _dense(X):
@@ -99,6 +113,21 @@ def _reshift(gamma, shift, centre, p):
     g, S = gamma[:, p], gamma[p, p]
     with np.errstate(all="ignore"):
         return gamma + np.outer(g, delta) + np.outer(delta, g) + S * np.outer(delta, delta)
+
+
+def _moments(gamma, shift, p):
+    """Return the :class:`~skl_tfreg._core.Moments` (numpy) of the rows of ``gamma``.
+
+    The sums of squared deviations are exactly 0 for a column of deviations 0.
+    """
+    S = gamma[p, p]
+    sums, squares = gamma[:, p], np.diag(gamma)
+    with np.errstate(all="ignore"):
+        spread = np.maximum(squares - sums**2 / S, _core.EPS64 * squares)
+        spread = np.where(squares == 0, 0.0, spread)
+        mean = shift + np.delete(sums, p) / S
+    spread = np.delete(spread, p)
+    return _core.Moments(S, mean[:p], spread[:p], mean[p:], spread[p:])
 
 
 class Statistics(Stream):
@@ -134,14 +163,20 @@ class Statistics(Stream):
                     self.dtype = tf.as_dtype(X.dtype)
                     self.n_features, self.n_targets = X.shape[1], Y.shape[1]
                 r = index % n
+                X = X.tocsr() if sp.issparse(X) else X  # rows to take (COO has none)
                 self._seen = (self._seen[0] + X.shape[0], self._seen[1] + float(s.sum()))
                 counts[r] += X.shape[0]
                 if not s.sum() > 0:  # no weight: nothing to add
                     continue
-                if shifts[r] is None:
-                    shifts[r] = _shift(X, Y, s)
+                # Each chunk is summed about its own shift (in the data's dtype: the
+                # kernel subtracts it there), then moved to its replica's first one.
+                shift = _shift(X, Y, s).astype(X.dtype).astype(np.float64)
                 with replicas.device(r):
-                    grams[r] = self._add(grams[r], X, Y, s, shifts[r])
+                    gamma = self._chunk(X, Y, s, shift)
+                if shifts[r] is None:
+                    shifts[r], grams[r] = shift, gamma
+                else:
+                    grams[r] = grams[r] + _reshift(gamma, shift, shifts[r], self.n_features)
             if self.dtype is None:
                 raise ValueError("The stream yielded no batches: it has no rows to fit.")
         except TooWide:
@@ -151,35 +186,32 @@ class Statistics(Stream):
             raise
         self._combine(grams, shifts, counts)
 
-    def _add(self, gamma, X, Y, s, shift):
-        """Add the statistics of one chunk (in row blocks, dense) to ``gamma``."""
+    def _chunk(self, X, Y, s, shift):
+        """Return the statistics of one chunk about ``shift``, numpy."""
         p = X.shape[1]
         compute = _core.kernel(_core.chunk_statistics, self.dtype)
         shift_x, shift_y = tf.constant(shift[:p]), tf.constant(shift[p:])
-        rows = max(_BLOCK_ELEMENTS // max(p, 1), 256) if sp.issparse(X) else X.shape[0]
-        for start in range(0, max(X.shape[0], 1), rows):
-            stop = start + rows
-            block = (_dense(X[start:stop]), Y[start:stop], s[start:stop])
-            part = compute(*training_tensors(*block), shift_x, shift_y)
-            gamma = part if gamma is None else gamma + part
-        return gamma
+        return sum(compute(*piece, shift_x, shift_y).numpy() for piece in _pieces(X, Y, s))
 
     def _combine(self, grams, shifts, counts):
         """Agree on the global means, move every replica's sums to them, add them up."""
         p, k = self.n_features, self.n_targets
-        moments = []
-        for gamma, shift in zip(grams, shifts, strict=True):
-            if gamma is None or not float(gamma[p, p]) > 0:
-                moments.append(None)
-                continue
-            moments.append(_core.statistics_moments(gamma, tf.constant(shift[:p]),
-                                                    tf.constant(shift[p:])))  # fmt: skip
+        moments = [
+            None if g is None else _moments(g, shift, p)
+            for g, shift in zip(grams, shifts, strict=True)
+        ]
         layout = (p, k, self.dtype.size)
         stats, self.n_samples = self.replicas.combine(moments, counts, layout)
         centre = np.concatenate([np.asarray(stats.x_mean), np.asarray(stats.y_mean)])
+        # A column constant on every row keeps its value exactly (every replica's shift
+        # is that value), not the rounded global mean: its deviations stay exactly 0.
+        spread = np.concatenate([np.asarray(stats.x_m2), np.asarray(stats.y_m2)])
+        own = next((shift for shift in shifts if shift is not None), None)
+        if own is not None:
+            centre = np.where(spread == 0, own, centre)
         zeros = np.zeros((p + 1 + k, p + 1 + k))
         parts = [
-            (tf.constant(zeros if g is None else _reshift(g.numpy(), shift, centre, p)),)
+            (tf.constant(zeros if g is None else _reshift(g, shift, centre, p)),)
             for g, shift in zip(grams, shifts, strict=True)
         ]
         (self.gamma,) = self.replicas.all_reduce(parts)
@@ -230,9 +262,8 @@ class Statistics(Stream):
         refine = _core.kernel(_core.gram_refine, self.dtype)
         losses, status, units = [], Status.RUNNING.code, None
         for _ in range(int(n_epochs)):
-            wide = tf.cast(V, tf.float64)
-            G_data, J_data = (tf.cast(t, self.dtype) for t in
-                              self._sum(_core.chunk_check, (wide, wide[0]), V))  # fmt: skip
+            G_data, J_data = self._sum(_core.chunk_check, (V, V[0]), self._stats, *self._setting,
+                                       V, chunks=self._tensors(_pieces))  # fmt: skip
             out = refine(pb, self._factor, V, G_data, J_data, best, n_bad, progress, tol)
             V, J, G, best, n_bad, units = out.V, out.J, out.G, out.best, out.n_bad, out.units
             losses.append(float(out.objective))

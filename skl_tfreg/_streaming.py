@@ -191,21 +191,23 @@ class Stream:
     def _kernel(self, fn, X=None):
         return _core.kernel(fn, self.dtype, X is not None and is_sparse(X))
 
-    def _problems(self):
-        """Yield each chunk's replica, :class:`~skl_tfreg._core.Problem` and X, in order.
+    def _tensors(self, pieces=None):
+        """Yield each chunk's replica, tensors ``(X, Y, s)`` and X, in order.
 
-        Raises ValueError at the end of a pass whose rows or weight differ from
-        the first pass's.
+        ``pieces(X, Y, s)``, if given, cuts a chunk into pieces and returns each
+        piece's tensors, and every piece is yielded. Raises ValueError at the
+        end of a pass whose rows or weight differ from the first pass's.
         """
-        fit_intercept, alpha, S = self._setting
         rows, weight = 0, 0.0
         for index, (X, Y, s) in enumerate(self.chunks()):
             rows, weight = rows + X.shape[0], weight + float(s.sum())
             r = index % self.replicas.n
             with self.replicas.device(r):
-                make = self._kernel(_core.chunk_problem, X)
-                pb, _ = make(*training_tensors(X, Y, s), self._stats, fit_intercept, alpha, S)
-                yield r, pb, X
+                if pieces is None:
+                    yield r, training_tensors(X, Y, s), X
+                else:
+                    for tensors in pieces(X, Y, s):
+                        yield r, tensors, None
         if rows != self._seen[0] or not np.isclose(weight, self._seen[1], rtol=1e-12, atol=0):
             raise ValueError(
                 f"The source yielded {rows} rows of total weight {weight:.17g} on this pass, "
@@ -214,13 +216,24 @@ class Stream:
                 "every call of the source."
             )
 
-    def _sum(self, fn, like, *args):
-        """Sum ``fn(pb, *args)`` over the chunks and replicas (a tuple like ``like``)."""
+    def _problems(self):
+        """Yield each chunk's replica, :class:`~skl_tfreg._core.Problem` and X, in order."""
+        for r, tensors, X in self._tensors():
+            with self.replicas.device(r):
+                pb, _ = self._kernel(_core.chunk_problem, X)(*tensors, self._stats, *self._setting)
+                yield r, pb, X
+
+    def _sum(self, fn, like, *args, chunks=None):
+        """Sum ``fn(pb, *args)`` over the chunks and replicas (a tuple like ``like``).
+
+        ``chunks`` yields ``(replica, first arguments, X)``: each chunk's
+        problem (the default, :meth:`_problems`), or its tensors.
+        """
         parts = [None] * self.replicas.n
         try:
-            for r, pb, X in self._problems():
+            for r, head, X in self._problems() if chunks is None else chunks:
                 with self.replicas.device(r):
-                    out = self._kernel(fn, X)(pb, *args)
+                    out = self._kernel(fn, X)(*(head if chunks is not None else (head,)), *args)
                     if parts[r] is not None:
                         out = tuple(a + b for a, b in zip(parts[r], out, strict=True))
                     parts[r] = out

@@ -6,11 +6,14 @@ two), a scipy.sparse matrix becomes a ``tf.SparseTensor`` in row-major order.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-__all__ = ["aligned", "as_tensor", "is_sparse", "sparse_tensor", "training_tensors"]
+__all__ = ["aligned", "as_tensor", "is_sparse", "shareable", "sparse_tensor", "split_rows",
+           "training_tensors"]  # fmt: skip
 
 _ALIGNMENT = 64  # bytes: what TensorFlow's CPU kernels require of a buffer they share
 
@@ -18,6 +21,24 @@ _ALIGNMENT = 64  # bytes: what TensorFlow's CPU kernels require of a buffer they
 def is_sparse(X):
     """Whether ``X`` is a scipy.sparse matrix or array."""
     return sp.issparse(X)
+
+
+def shareable(array):
+    """Whether TensorFlow can share ``array``'s memory: C-contiguous, writable, aligned."""
+    return (
+        array.flags.c_contiguous
+        and array.flags.writeable
+        and array.ctypes.data % _ALIGNMENT == 0
+        and array.size > 0
+    )
+
+
+def aligned_empty(shape, dtype):
+    """Return an uninitialised C array whose buffer TensorFlow can share."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.empty(nbytes + _ALIGNMENT, dtype=np.uint8)
+    start = -raw.ctypes.data % _ALIGNMENT
+    return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
 def aligned(array):
@@ -28,19 +49,9 @@ def aligned(array):
     dtypes are returned unchanged (TensorFlow converts them).
     """
     array = np.asarray(array)
-    if array.dtype not in (np.float32, np.float64):
+    if array.dtype not in (np.float32, np.float64) or shareable(array):
         return array
-    shared = (
-        array.flags.c_contiguous
-        and array.flags.writeable
-        and array.ctypes.data % _ALIGNMENT == 0
-        and array.size > 0
-    )
-    if shared:
-        return array
-    raw = np.empty(array.nbytes + _ALIGNMENT, dtype=np.uint8)
-    start = -raw.ctypes.data % _ALIGNMENT
-    buffer = raw[start : start + array.nbytes].view(array.dtype).reshape(array.shape)
+    buffer = aligned_empty(array.shape, array.dtype)
     np.copyto(buffer, array)
     return buffer
 
@@ -71,6 +82,27 @@ def sparse_tensor(X):
     rows = np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(X.indptr))
     indices = np.stack([rows, X.indices.astype(np.int64, copy=False)], axis=1)
     return tf.SparseTensor(indices, X.data, np.asarray(X.shape, dtype=np.int64))
+
+
+def split_rows(X):
+    """Return a dense X as two tensors: the rows before its first aligned row, and the rest.
+
+    The second, ``body``, shares X's memory (no copy); ``head`` (a copy) holds
+    fewer than 64 rows. An X that cannot be shared (not C-contiguous, read-only)
+    is copied once, whole, into ``body``.
+    """
+    X = np.asarray(X)
+    n, p = X.shape
+    if n == 0 or not (X.flags.c_contiguous and X.flags.writeable):
+        return tf.zeros([0, p], X.dtype), as_tensor(X)
+    stride = X.strides[0]
+    step = _ALIGNMENT // math.gcd(stride, _ALIGNMENT)  # rows between aligned rows
+    first = next(
+        (r for r in range(min(step, n)) if (X.ctypes.data + r * stride) % _ALIGNMENT == 0), None
+    )
+    if first is None:  # no row starts on a boundary: one aligned copy
+        return tf.zeros([0, p], X.dtype), as_tensor(X)
+    return tf.convert_to_tensor(X[:first]), as_tensor(X[first:])
 
 
 def training_tensors(X, Y, sample_weight):
