@@ -4,7 +4,7 @@ Run from the project's root, after ``pip install .``::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/crossover.py
 
-For dense float64 and float32 X of ``n`` rows and sparse X (1% density) it times
+For dense float64 and float32 X of ``n`` rows and sparse X (``--density``) it times
 ``precompute=True`` (one pass for the Gram matrix, a solve, one checking pass)
 against ``precompute=False`` (conjugate-gradient epochs, one pass each), medians of
 alternating blocks, and prints the ratio: below 1 the statistics are faster. The
@@ -47,21 +47,24 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=4)
-    parser.add_argument("--widths", default="16,64,256,1024,2048")
+    parser.add_argument("--widths", default="16,64,256,512,1024")
+    parser.add_argument("--density", type=float, default=0.01, help="of the sparse X")
+    parser.add_argument("--kinds", default="float64,float32,sparse")
     args = parser.parse_args(argv)
     widths = [int(w) for w in args.widths.split(",")]
     print("| X | n x p | statistics | data passes (epochs) | ratio |")
     print("|---|---|---|---|---|")
-    for kind in ("float64", "float32", "sparse 1%"):
+    for kind in args.kinds.split(","):
         for p in widths:
-            if kind == "sparse 1%":
+            if kind == "sparse":
                 rng = np.random.default_rng(p)
-                X = sp.random(args.rows, p, density=0.01, format="csr", random_state=rng)
+                X = sp.random(args.rows, p, density=args.density, format="csr", random_state=rng)
                 y = X @ rng.normal(size=p) + rng.normal(size=args.rows)
             else:
                 X, y = _standardized(args.rows, p, np.dtype(kind), seed=p)
             stats, passes, _, epochs = _pair(X, y, args.repeats)
-            row = (kind, f"{args.rows:,} x {p}", f"{1e3 * stats:,.0f} ms",
+            name = f"sparse {args.density:.0%}" if kind == "sparse" else kind
+            row = (name, f"{args.rows:,} x {p}", f"{1e3 * stats:,.0f} ms",
                    f"{1e3 * passes:,.0f} ms ({epochs})", f"{stats / passes:.2f}x")  # fmt: skip
             print("| " + " | ".join(row) + " |", flush=True)
 

@@ -1,8 +1,9 @@
 """Where a default fit's time goes: the parts of case 2 and case 1 of benchmarks/run.py.
 
 Run from the project's root: ``python benchmarks/profile_fit.py``. Prints the
-median time of each stage of ``SGDL2Regressor().fit`` on 200,000 x 50 float32
-and on 100 x 5 float64, measured separately, beside the whole fit and Ridge.
+median time of each stage of ``SGDL2Regressor().fit`` (on sufficient statistics) on
+200,000 x 50 float32 and on 100 x 5 float64, measured separately, beside the whole
+fit, the data-pass fit, Ridge and SGDRegressor.
 """
 
 import os
@@ -14,11 +15,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from run import _standardized  # noqa: E402
 from sklearn.linear_model import Ridge, SGDRegressor  # noqa: E402
 
-from skl_tfreg import SGDL2Regressor, _core, _tensors, _training  # noqa: E402
+from skl_tfreg import SGDL2Regressor, _core, _training  # noqa: E402
+from skl_tfreg._statistics import Statistics, _pieces, row_blocks  # noqa: E402
 
 
 def _median_ms(fn, repeats):
@@ -32,43 +33,44 @@ def _median_ms(fn, repeats):
 
 
 def stages(X, y, repeats):
-    """Median milliseconds of each stage of a default fit on X, y."""
-    alpha, dtype = 1e-4, tf.as_dtype(X.dtype)
+    """Median milliseconds of each stage of a default fit on X, y (on statistics)."""
+    alpha = 1e-4
     reg = SGDL2Regressor(alpha=alpha).fit(X, y)
-    epochs = reg.n_iter_
-    Xt = _tensors.as_tensor(X)
-    Y, s = tf.constant(y[:, None]), tf.ones([len(y)], dtype)
+    arrays = reg._validate_training_data(X, y, None, reset=True)
+    chunks = row_blocks(arrays.X, arrays.Y, arrays.sample_weight)
     p = X.shape[1]
-    prepare_args = (
-        Xt, Y, s, tf.constant(True), tf.constant(alpha, dtype), tf.zeros((p, 1), dtype),
-        tf.constant([np.nan], dtype), _core.Moments(*map(tf.constant, _training._no_moments(p, 1))),
-        tf.constant(10 * np.finfo(X.dtype).eps, dtype),
-    )  # fmt: skip
-    prepare = _core.kernel(_core.prepare, dtype)
-    start = prepare(*prepare_args)
-    moments = _core.kernel(_core.chunk_moments, dtype)
-    full_batch = _core.kernel(_core.full_batch, dtype)
-    zero = tf.constant(0.0, dtype)
-    schedule = _core.Schedule(zero, zero, zero)
-    progress = _core.Progress(tf.constant(True), zero, tf.constant(10**6))
+    tol = 10 * np.finfo(X.dtype).eps
 
-    def run(n):
-        return full_batch(start.problem, start.state, tf.constant(n), schedule, progress, zero,
-                          tf.constant(np.inf, dtype))  # fmt: skip
-
-    one, five = _median_ms(lambda: run(1), repeats), _median_ms(lambda: run(5), repeats)
+    data = Statistics(chunks)
+    start = data.prepare(True, alpha, np.zeros((p, 1)), np.full(1, np.nan),
+                         _training._no_moments(p, 1), tol)  # fmt: skip
+    V = start.state.V
+    check = _core.chunk_check
     return {
-        "whole fit": _median_ms(lambda: SGDL2Regressor(alpha=alpha).fit(X, y), repeats),
+        f"whole fit ({reg.n_iter_} checking pass)": _median_ms(
+            lambda: SGDL2Regressor(alpha=alpha).fit(X, y), repeats
+        ),
         "  validation (scikit-learn)": _median_ms(
             lambda: reg._validate_training_data(X, y, None, reset=True), repeats
         ),
-        "  copy into TensorFlow": _median_ms(lambda: _tensors.as_tensor(X), repeats),
-        "  moments (one pass)": _median_ms(lambda: moments(Xt, Y, s), repeats),
-        "  prepare (moments, residual, gradient)": _median_ms(
-            lambda: prepare(*prepare_args), repeats
+        "  statistics: one pass for the Gram matrix": _median_ms(
+            lambda: Statistics(chunks), repeats
         ),
-        f"  one epoch (of {epochs})": (five - one) / 4,
-        "  one compiled call, beyond its epochs": one - (five - one) / 4,
+        "  solve (one compiled call)": _median_ms(
+            lambda: data.prepare(
+                True, alpha, np.zeros((p, 1)), np.full(1, np.nan), _training._no_moments(p, 1), tol
+            ),
+            repeats,  # fmt: skip
+        ),
+        "  checking pass (gradient and J on the data)": _median_ms(
+            lambda: data._sum(
+                check, (V, V[0]), data._stats, *data._setting, V, chunks=data._tensors(_pieces)
+            ),
+            repeats,  # fmt: skip
+        ),
+        "whole fit, data passes (precompute=False)": _median_ms(
+            lambda: SGDL2Regressor(alpha=alpha, precompute=False).fit(X, y), repeats
+        ),
         "Ridge": _median_ms(lambda: Ridge(alpha=alpha * len(y)).fit(X, y), repeats),
         "SGDRegressor()": _median_ms(lambda: SGDRegressor().fit(X, y), repeats),
     }

@@ -329,6 +329,10 @@ def _ms(seconds):
     return f"{1e3 * seconds:,.1f} ms" if seconds < 10 else f"{seconds:,.1f} s"
 
 
+def _count(n, noun):
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _verdict(value, target):
     return "met" if value <= target else f"missed by {value / target:.2f}x"
 
@@ -338,7 +342,7 @@ def report(r):
     s, t, h, m, g, f, st = (r[k] for k in ("small", "optimum", "throughput", "memory", "search",
                                             "first", "stream"))  # fmt: skip
     keras = "not run (keras missing)" if np.isnan(t["keras"]) else (
-        f"{_ms(t['keras'])}, gap {t['keras_gap']:.1e} ({t['epochs']} epochs, batch "
+        f"{_ms(t['keras'])}, gap {t['keras_gap']:.1e} ({_count(t['epochs'], 'epoch')}, batch "
         f"{t.get('keras_batch')})"
     )  # fmt: skip
     rows = [
@@ -347,7 +351,7 @@ def report(r):
          f"SGDRegressor() {_ms(s['sgd'])}", f"{s['ratio']:.2f}x", "<= 1.0x",
          _verdict(s["ratio"], 1.0)),
         ("2. Time to the optimum, 200,000 x 50 float32",
-         f"{_ms(t['ours'])}, gap {t['gap']:.1e}, {t['epochs']} epochs",
+         f"{_ms(t['ours'])}, gap {t['gap']:.1e}, {_count(t['epochs'], 'epoch')}",
          f"SGDRegressor() {_ms(t['sgd'])}, gap {t['sgd_gap']:.1e}, {t['sgd_epochs']} epochs",
          f"{t['vs_sgd']:.2f}x", "<= 0.5x", _verdict(t["vs_sgd"], 0.5)),
         ("", "", f"Ridge {_ms(t['ridge'])}, gap {t['ridge_gap']:.1e}", f"{t['vs_ridge']:.2f}x",

@@ -9,7 +9,10 @@ all-reduced by the strategy across every replica of every worker:
   weighted sums of the columns and the row counts, then one of the sums of
   squared deviations from the global means (Chan et al.'s merge, exact in
   float64);
-- every epoch: one all-reduce of the gradient, J, ``H P`` and ``P^T H P``
+- on sufficient statistics (:class:`skl_tfreg._statistics.Statistics`): one
+  all-reduce of the Gram matrices, moved to the global means, and one per
+  checking pass of the gradient and J;
+- by data passes, every epoch: one all-reduce of the gradient, J, ``H P`` and ``P^T H P``
   (and one of the gradient when the gradient rule is to be trusted).
 
 Every replica then holds the same sums, takes the same step and reaches the

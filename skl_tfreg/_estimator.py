@@ -20,7 +20,7 @@ from . import _distributed, _persistence, _savedmodel, _streaming, _training
 from ._callbacks import CallbackSupportMixin, EpochCallbacks, has_callbacks
 from ._data import InMemory
 from ._state import TrainState
-from ._statistics import MAX_FEATURES, MAX_SPARSE_FEATURES, Statistics, TooWide, row_blocks
+from ._statistics import Statistics, TooWide, cheaper, row_blocks
 from ._status import Status
 
 # What fit and partial_fit store (and a fit of a new model clears first).
@@ -120,10 +120,12 @@ class SGDL2Regressor(*_BASES):
         (refining it if rounding in the statistics left the gradient rule
         unmet), so ``n_iter_`` is usually 1. ``False`` runs the
         conjugate-gradient epochs of one pass each instead. ``"auto"`` takes
-        the statistics for at most 1024 dense or 256 sparse features, where
-        they cost less, and falls back to the epochs if a statistic
-        overflows; ``True`` takes them at any width and raises an error naming
-        the columns that overflow. ``partial_fit`` always trains one epoch of
+        the statistics where they cost less (at most 256 dense features; sparse
+        X of at most 64 features with at least 5% of its values stored) and
+        falls back to the epochs if a statistic overflows; ``True`` takes them
+        at any width (they are exact on degenerate designs and give the
+        least-norm coefficients at ``alpha=0``) and raises an error naming the
+        columns that overflow. ``partial_fit`` always trains one epoch of
         the data on each call; see the user guide.
     learning_rate : {"auto", "constant", "invscaling", "adaptive"}, default="auto"
         Step size rule. ``"auto"`` needs no tuning: with full batches it takes
@@ -397,19 +399,18 @@ class SGDL2Regressor(*_BASES):
     def _statistics(self, chunks, replicas, X=None):
         """Return :class:`~skl_tfreg._statistics.Statistics` of ``chunks``, or None.
 
-        None where ``precompute="auto"`` declines: more features than the
-        statistics take, or a statistic that overflows (the data passes handle
-        such scales, and report non-finite values as before).
+        None where ``precompute="auto"`` declines: data on which the statistics
+        cost more than the data passes (:func:`~skl_tfreg._statistics.cheaper`),
+        or a statistic that overflows (the data passes handle such scales, and
+        report non-finite values as before).
         """
-        if self.precompute == "auto":
 
-            def too_wide(X):
-                limit = MAX_SPARSE_FEATURES if sp.issparse(X) else MAX_FEATURES
-                return X.shape[1] > limit
-        else:
-            too_wide = None
+        def costly(X):
+            return not cheaper(X)
+
         try:
-            stats = Statistics(chunks, replicas=replicas or _streaming.LOCAL, too_wide=too_wide)
+            stats = Statistics(chunks, replicas=replicas or _streaming.LOCAL,
+                               too_wide=costly if self.precompute == "auto" else None)  # fmt: skip
         except TooWide:
             return None
         bad = stats.overflowing()

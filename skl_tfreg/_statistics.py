@@ -35,20 +35,33 @@ from ._status import Status
 from ._streaming import LOCAL, Stream
 from ._tensors import split_rows
 
-__all__ = ["Statistics", "TooWide", "row_blocks", "MAX_FEATURES", "MAX_SPARSE_FEATURES"]
+__all__ = ["Statistics", "TooWide", "row_blocks", "cheaper"]
 
-#: ``batch_size="auto"`` trains on statistics up to this many dense features (and
-#: ``MAX_SPARSE_FEATURES`` sparse ones); wider data keeps the data passes, whose
-#: cost grows as ``n p`` per epoch where the statistics' grows as ``n p^2``
-#: (docs/performance.md has the crossover measured).
-MAX_FEATURES = 1024
-MAX_SPARSE_FEATURES = 256
+#: ``precompute="auto"`` trains on statistics up to this many dense features, and on
+#: sparse X of at most ``MAX_SPARSE_FEATURES`` features of which at least
+#: ``MIN_SPARSE_DENSITY`` are stored: there the statistics cost less than the data
+#: passes (``benchmarks/crossover.py``; docs/performance.md has the figures). Their
+#: cost grows as ``n p^2``, the passes' as ``n p`` (or ``nnz``) per epoch.
+MAX_FEATURES = 256
+MAX_SPARSE_FEATURES = 64
+MIN_SPARSE_DENSITY = 0.05
 _DENSE_ELEMENTS = 2**20  # values per densified block of a sparse chunk (8 MiB)
 _SHIFT_ROWS = 1024  # rows whose means shift a replica's sums
 
 
 class TooWide(Exception):
-    """The rows have more features than the statistics take (raised before any sum)."""
+    """The statistics would cost more than the data passes (raised before any sum)."""
+
+
+def cheaper(X):
+    """Whether the statistics cost less than the data passes on rows like ``X``.
+
+    ``precompute="auto"``'s rule, from the first rows (or chunk) of the data.
+    """
+    n, p = X.shape
+    if not sp.issparse(X):
+        return p <= MAX_FEATURES
+    return p <= MAX_SPARSE_FEATURES and X.nnz >= MIN_SPARSE_DENSITY * n * p
 
 
 def row_blocks(X, Y, sample_weight):
@@ -146,7 +159,7 @@ class Statistics(Stream):
         Where chunks are summed, and how the sums are added up.
     too_wide : callable or None
         ``too_wide(X)`` of the first chunk's X: if true, raise :class:`TooWide`
-        before any sum or collective.
+        before any sum or collective (``not cheaper(X)`` for ``precompute="auto"``).
     """
 
     def __init__(self, chunks, *, replicas=LOCAL, too_wide=None):

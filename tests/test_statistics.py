@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, Ridge
 
-import skl_tfreg._estimator as estimator_module
+import skl_tfreg._statistics as statistics_module
 from skl_tfreg import SGDL2Regressor
 
 
@@ -179,13 +179,18 @@ def test_warm_start_and_partial_fit_after_a_statistics_fit(rng, oracle):
 
 def test_width_decides_auto(rng, monkeypatch):
     X, y, s = _data(rng, p=6)
-    monkeypatch.setattr(estimator_module, "MAX_FEATURES", 5)
+    monkeypatch.setattr(statistics_module, "MAX_FEATURES", 5)
     assert SGDL2Regressor().fit(X, y).n_iter_ > 1  # data passes
     assert SGDL2Regressor(precompute=True).fit(X, y).n_iter_ == 1
     assert SGDL2Regressor().fit(X[:, :5], y).n_iter_ == 1
     source, reads = _counting(X, y, s, rows=100)
     SGDL2Regressor().fit_stream(source)
     assert len(reads) > 3  # the first chunk said "too wide": a Stream's passes
+    # Sparse X: statistics only where enough values are stored to pay for densifying.
+    sparse = X[:, :5].copy()
+    sparse[rng.random(sparse.shape) < 0.99] = 0.0
+    assert SGDL2Regressor().fit(sp.csr_matrix(sparse), y).n_iter_ > 1
+    assert SGDL2Regressor(precompute=True).fit(sp.csr_matrix(sparse), y).n_iter_ == 1
 
 
 def test_overflowing_statistics_fall_back_or_name_the_columns(rng):
