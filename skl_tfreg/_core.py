@@ -46,9 +46,9 @@ Stopping
 Converged when ``sqrt(g^T M^-1 g) <= tol * sqrt(J)`` for every target: both
 sides are in units of y, and the relative gap ``(J - J*) / J`` is at most about
 ``tol^2 / (2 lambda_min)``. A target whose ``J`` has fallen to ``(16 eps)^2``
-times the square of its residual's scale (``sum_j |V_j| rms(a_j) + sqrt(J)`` at
-``coef = 0``: the size of the terms that round) is fitted to rounding and has
-converged too.
+times its value at ``coef = 0`` is fitted to rounding and has converged too (on
+statistics, also within ``(16 eps)^2`` of the squared size of the residual's
+centred terms).
 A full-batch run also stops ("stalled") after ``patience`` epochs without
 progress: the objective falling by more than ``rtol`` of itself, or, along
 conjugate directions, the gradient norm falling by 1% (progress in flat
@@ -435,18 +435,22 @@ def _gradient_norm(pb, G):
     return tf.sqrt(tf.reduce_sum(tf.square(perp), axis=0) + shrink * tf.square(along))
 
 
-def _converged(pb, V, G, J, tol):
+def _converged(pb, V, G, J, tol, terms=False):
     """Whether every target meets the gradient rule, or fits y to rounding.
 
-    A residual ``a.V - y`` is rounded relative to the size of its terms: its
-    root mean square is at most ``sum_j |V_j| rms(a_j) + sqrt(J_null)``, where
-    ``rms(a_j)`` is 1 (centred columns) or ``sqrt(1 + mu_j^2)`` (without an
-    intercept). J within ``(16 eps)^2`` of that scale squared is a fit to rounding.
+    Fitted to rounding: J at most ``(16 eps)^2`` times J at ``coef = 0``. With
+    ``terms`` (the checking pass of the statistics, whose residuals are summed
+    from the data in one product per block), J may instead be within
+    ``(16 eps)^2`` of the squared size of the residual's centred terms,
+    ``sum_j |V_j| + sqrt(J_null)``: an exact fit with large coefficients rounds
+    at that size.
     """
     # A tensor of the data's dtype: numpy < 2 would promote a float32 scalar here.
     level = tf.constant((ROUNDING_EPS * np.finfo(pb.X.dtype.as_numpy_dtype).eps) ** 2, J.dtype)
-    terms = tf.reduce_sum(tf.abs(V) * tf.sqrt(1.0 + tf.square(pb.mu))[:, None], axis=0)
-    exact = J <= level * tf.square(terms + tf.sqrt(pb.J_null))
+    exact = J <= level * pb.J_null
+    if terms:
+        size = tf.reduce_sum(tf.abs(V[:-1]), axis=0) + tf.sqrt(pb.J_null)
+        exact |= J <= level * tf.square(size)
     return tf.reduce_all((_gradient_norm(pb, G) <= tol * tf.sqrt(J)) | exact)
 
 
@@ -1168,10 +1172,11 @@ def chunk_statistics(head, body, Y, s, shift_x, shift_y):
         bottom = tf.concat([tf.transpose(XZ), tf.matmul(Z, Z, transpose_a=True)], axis=1)
         return acc + tf.cast(tf.concat([top, bottom], axis=0), wide) * tf.cast(sb[0], wide)
 
-    direct = tf.reduce_all(tf.equal(cx, 0.0)) & tf.reduce_all(tf.equal(s, s[0]))
+    # (On no rows the min and max are +inf and -inf: not direct.)
+    direct = tf.reduce_all(tf.equal(cx, 0.0)) & tf.equal(tf.reduce_min(s), tf.reduce_max(s))
     zeros = tf.zeros([q, q], wide)
     return tf.cond(
-        direct & (tf.size(s) > 0),
+        direct,
         lambda: _fold_split(head, body, (Y, s), add_direct, zeros),
         lambda: _fold_split(head, body, (Y, s), add, zeros),
     )
@@ -1294,8 +1299,13 @@ def gram_solve(gamma, shift_x, shift_y, fit_intercept, alpha, tol):
     kept = values > cutoff
     inverse = tf.where(kept, 1.0 / tf.where(kept, values, 1.0), 0.0)
     # Without a penalty, the coefficients of least norm: the unseen directions of K,
-    # in the caller's units, are projected out.
-    unseen = tf.cast(pb.inv_d[:-1], wide)[:, None] * vectors[:-1] * tf.cast(~kept, wide)
+    # in the caller's units, are projected out. Frozen coordinates (inv_d = 0) are
+    # unseen too, but no direction of the coefficients: the eigenvectors that lie
+    # on them (whose rounding would otherwise name a direction) are left out.
+    free = tf.cast(pb.inv_d > 0, wide)[:, None]
+    on_free = tf.reduce_sum(tf.square(vectors * free), axis=0) > 0.5
+    unseen = tf.cast(pb.inv_d[:-1], wide)[:, None] * vectors[:-1]
+    unseen *= tf.cast(~kept & on_free, wide)
     eye = tf.eye(p, dtype=wide)
     project = tf.cond(
         tf.equal(alpha, 0.0) & tf.reduce_any(~kept),
@@ -1334,9 +1344,10 @@ def gram_refine(pb, factor, V, G_data, J_data, best, n_bad, progress, tol):
     step the statistics give, ``-K^+ G / 2`` (iterative refinement: it removes
     the error of a solve from rounded statistics), and predict G and J after it;
     a step that would lower J by at most its rounding (``ROUNDING_EPS``
-    epsilons of J, per target) leaves V as close to the optimum as the dtype
-    can hold it (CONVERGED too), unless the pseudo-inverse dropped directions
-    (the step is then blind to them).
+    epsilons of J, per target), at a gradient within ``ROUNDING_EPS sqrt(eps)``
+    of ``sqrt(J)``, leaves V as close to the optimum as the dtype can hold it
+    (CONVERGED too), unless the pseudo-inverse dropped directions (the step is
+    then blind to them).
     The measured gradient norm must halve from one pass to the next; after
     ``progress.patience`` passes (at most 2) that do not, rounding is the floor
     (STALLED).
@@ -1351,7 +1362,11 @@ def gram_refine(pb, factor, V, G_data, J_data, best, n_bad, progress, tol):
     # dtype: V is the optimum as the dtype holds it (if the factor sees every direction).
     eps = np.finfo(V.dtype.as_numpy_dtype).eps
     rounding = -change <= ROUNDING_EPS * eps * tf.cast(J, tf.float64)
-    converged = _converged(pb, V, G, J, tol) | (factor.complete & tf.reduce_all(rounding))
+    # ... and only where the gradient is that of rounding too (at most 16 sqrt(eps)
+    # relative): a correction lost for another reason must not end the fit.
+    small = _gradient_norm(pb, G) <= ROUNDING_EPS * np.sqrt(eps) * tf.sqrt(J)
+    converged = _converged(pb, V, G, J, tol, terms=True)
+    converged |= factor.complete & tf.reduce_all(rounding & small)
     G_new = G + tf.cast(2.0 * KS, G.dtype)
     J_new = J + tf.cast(change, J.dtype)
     V_new, G_new, J_new = (tf.where(converged, a, b) for a, b in ((V, V_new), (G, G_new),

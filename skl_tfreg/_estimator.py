@@ -406,7 +406,7 @@ class SGDL2Regressor(*_BASES):
         """
 
         def costly(X):
-            return not cheaper(X)
+            return not cheaper(X, width_only=replicas is not None)
 
         try:
             stats = Statistics(chunks, replicas=replicas or _streaming.LOCAL,
@@ -439,7 +439,8 @@ class SGDL2Regressor(*_BASES):
             return self._data_passes(arrays, replicas)
 
         if not partial and self._on_statistics(full_batch):
-            stats = self._statistics(row_blocks(X, Y, sample_weight), replicas, X=X)
+            shards = 1 if replicas is None else replicas.n
+            stats = self._statistics(row_blocks(X, Y, sample_weight, shards), replicas, X=X)
             if stats is not None:
                 return stats, passes
         return passes(), None

@@ -53,25 +53,34 @@ class TooWide(Exception):
     """The statistics would cost more than the data passes (raised before any sum)."""
 
 
-def cheaper(X):
+def cheaper(X, width_only=False):
     """Whether the statistics cost less than the data passes on rows like ``X``.
 
     ``precompute="auto"``'s rule, from the first rows (or chunk) of the data.
+    With ``width_only`` a sparse X is judged by its width alone: the workers of
+    a ``tf.distribute`` strategy must decide alike, and each sees only its own
+    rows' density.
     """
     n, p = X.shape
     if not sp.issparse(X):
         return p <= MAX_FEATURES
-    return p <= MAX_SPARSE_FEATURES and X.nnz >= MIN_SPARSE_DENSITY * n * p
+    dense_enough = width_only or X.nnz >= MIN_SPARSE_DENSITY * n * p
+    return p <= MAX_SPARSE_FEATURES and dense_enough
 
 
-def row_blocks(X, Y, sample_weight):
-    """Return the chunk source of arrays held in memory: one chunk, all the rows.
+def row_blocks(X, Y, sample_weight, n_shards=1):
+    """Return the chunk source of arrays held in memory: one chunk per shard of rows.
 
-    A dense X is then shared with TensorFlow from its first aligned row
+    ``n_shards`` contiguous shards (views), one per local replica. A dense
+    shard is shared with TensorFlow from its first aligned row
     (:func:`skl_tfreg._tensors.split_rows`), with no copy; a sparse one is
     densified in row blocks as it is read (:func:`_pieces`).
     """
-    return lambda: iter([(X, Y, sample_weight)])
+    X = X.tocsr() if sp.issparse(X) else X
+    bounds = np.linspace(0, X.shape[0], n_shards + 1).astype(int)
+    pairs = zip(bounds[:-1], bounds[1:], strict=True)
+    shards = [(X[a:b], Y[a:b], sample_weight[a:b]) for a, b in pairs]
+    return lambda: iter(shards)
 
 
 def _pieces(X, Y, s):

@@ -290,14 +290,24 @@ class Trainer:
     trainer's own attributes: ``units`` (the iterate in the caller's units),
     ``status``, ``t`` (steps taken), the progress rule's ``best`` and ``n_bad``,
     and, after full-batch epochs, ``state`` (the kernel's descent state).
+    ``handover(units)``, if set, returns other data and their start from
+    ``units``: a full-batch run that stalls continues there once, in the same
+    count of epochs (the data passes after a fit on statistics).
     """
 
-    def __init__(self, data, start, schedule, monitor, progress, *, tol_eff, t, n_bad):
-        self.data, self.pb, self.schedule, self.monitor = data, start.problem, schedule, monitor
-        self.state, self.units, self.status = start.state, start.units, Status.of(start.status)
-        self.t, self.n_bad, self.best = t, n_bad, start.state.best
+    def __init__(self, data, start, schedule, monitor, progress, *, tol_eff, t, n_bad,
+                 handover=None):  # fmt: skip
+        self.schedule, self.monitor, self.handover = schedule, monitor, handover
+        self.t, self.n_bad = t, n_bad
         self.progress, self.tol_eff = progress, tol_eff
         self.tol_t = tf.constant(tol_eff, data.dtype)
+        self._begin(data, start)
+
+    def _begin(self, data, start):
+        """Train on ``data`` from ``start`` (a :class:`~skl_tfreg._core.Start`)."""
+        self.data, self.start, self.pb = data, start, start.problem
+        self.state, self.units, self.status = start.state, start.units, Status.of(start.status)
+        self.best = start.state.best
         self.limit = _DIVERGENCE_FACTOR * float(start.state.best[0])
 
     def running(self):
@@ -322,6 +332,9 @@ class Trainer:
                 self.status = Status.RUNNING  # the diverging epoch was not taken: retry it
             if self.status is Status.STALLED and self.schedule.shrink():
                 state, self.status = state._replace(n_bad=tf.constant(0)), Status.RUNNING
+            if self.status is Status.STALLED and self.handover is not None:
+                self._begin(*self.handover(self.units))
+                state, limit, self.handover = self.state, tf.constant(self.limit, dtype), None
             if losses:
                 self.status = monitor.after_epochs(self.status, self.units, self.schedule)
         self.state, self.best, self.n_bad = state, state.best.numpy(), int(state.n_bad)
@@ -454,10 +467,11 @@ def run(
         Period of ``on_epoch`` in epochs.
     fallback : callable or None
         ``fallback()`` returns other :class:`~skl_tfreg._data.TrainingData` of
-        the same rows, to continue on from the coefficients reached if training
-        on ``data`` stalls short of the gradient rule (the data passes, after
-        sufficient statistics whose rounding left it unmet). The epochs of both
-        runs count towards ``max_iter``.
+        the same full-batch rows, to continue on from the coefficients reached
+        if the epochs on ``data`` stall short of the gradient rule (the data
+        passes, after sufficient statistics whose rounding left it unmet). The
+        epochs on both count as one run: towards ``max_iter``, in ``verbose``
+        and callback reports, and under early stopping.
 
     Returns
     -------
@@ -491,35 +505,26 @@ def run(
         tf.constant(schedule.conjugate), tf.constant(rtol, dtype), tf.constant(patience)
     )
     n_bad = state.n_bad if carry and accumulate else 0
+
+    def handover(units):
+        other = fallback()
+        coef, intercept = (u.numpy() for u in units[:2])
+        intercept = intercept if fit_intercept else np.full_like(intercept, np.nan)
+        return other, other.prepare(fit_intercept, alpha, coef, intercept, prior, tol_eff)
+
     trainer = Trainer(data, start, schedule, monitor, progress, tol_eff=tol_eff,
-                      t=state.t if carry else 0, n_bad=n_bad)  # fmt: skip
+                      t=state.t if carry else 0, n_bad=n_bad,
+                      handover=None if fallback is None else handover)  # fmt: skip
     if minibatch:
         trainer.minibatch_loop(epochs)
     else:
         trainer.full_batch_loop()
-    result = _result(trainer, start, t_before=state.t if carry else 0)
-    stalled = result.status in (Status.STALLED, Status.FLOOR) and result.n_epochs < max_iter
-    # With early stopping, a stall is the validation score's verdict: it stands.
-    if fallback is None or not stalled or validate is not None:
-        return result
-    rest = run(
-        fallback(), alpha=alpha, fit_intercept=fit_intercept, max_iter=max_iter - result.n_epochs,
-        tol=tol, n_iter_no_change=n_iter_no_change, learning_rate=learning_rate, eta0=eta0,
-        power_t=power_t, coef_init=result.coef, intercept_init=result.intercept,
-        validate=validate, on_epoch=on_epoch, report_every=report_every,
-    )  # fmt: skip
-    return rest._replace(
-        n_epochs=result.n_epochs + rest.n_epochs,
-        n_steps=result.n_steps + rest.n_steps,
-        loss_curve=np.concatenate([result.loss_curve, rest.loss_curve]),
-        state=rest.state._replace(t=result.state.t + rest.state.t),
-        validation_scores=np.concatenate([result.validation_scores, rest.validation_scores]),
-    )
+    return _result(trainer, t_before=state.t if carry else 0)
 
 
-def _result(trainer, start, t_before):
+def _result(trainer, t_before):
     """Assemble the :class:`TrainResult` of a finished :class:`Trainer`."""
-    monitor, schedule = trainer.monitor, trainer.schedule
+    monitor, schedule, start = trainer.monitor, trainer.schedule, trainer.start
     coef, intercept, grad, ratio = (u.numpy() for u in trainer.units)
     if monitor.best_units is not None:
         coef, intercept = monitor.best_units

@@ -226,3 +226,72 @@ def test_statistics_never_modify_the_inputs(rng):
     before = [a.copy() for a in (X, y, s)]
     SGDL2Regressor(alpha=0.0).fit(X, y, sample_weight=s)
     assert all(np.array_equal(a, b) for a, b in zip(before, (X, y, s), strict=True))
+
+
+def test_statistics_run_under_numpy_errstate_raise(rng):
+    # The numpy around the kernels (shifts, moments, moving sums to the global means)
+    # must not raise on what it does on purpose, on ordinary and on exact problems.
+    X, y, s = _data(rng)
+    wide = rng.normal(size=(4, 12)) * np.logspace(-1, 1, 12)
+    with np.errstate(all="raise"):
+        fit = SGDL2Regressor(alpha=1e-3).fit(X, y, sample_weight=s)
+        least = SGDL2Regressor(alpha=0.0, fit_intercept=False).fit(wide, np.arange(4.0))
+    assert fit.n_iter_ == 1 and least.n_iter_ <= 2
+    np.testing.assert_allclose(
+        least.coef_, np.linalg.lstsq(wide, np.arange(4.0), rcond=None)[0], rtol=1e-6, atol=1e-12
+    )
+
+
+def _stalls_on_statistics(rng, n=500):
+    """No intercept, one column 1e8 off zero: the statistics' Hessian has an
+    eigenvalue near mu^2 = 1e16, which hides the others from the solve, so the
+    refinement stalls and the fit hands over to the data passes."""
+    X = rng.normal(size=(n, 3)) + [1e8, 0.0, 0.0]
+    return X, X[:, 1] + rng.normal(size=n)
+
+
+def test_a_stalled_fit_on_statistics_continues_as_one_run(rng, oracle, capsys):
+    X, y = _stalls_on_statistics(rng)
+    kw = dict(alpha=1e-3, fit_intercept=False)
+    reg = SGDL2Regressor(verbose=1, **kw).fit(X, y)
+    assert oracle.gap(reg, X, y, fit_intercept=False) <= 1e-9
+    assert len(reg.loss_curve_) == reg.n_iter_ == reg.t_ > 3  # statistics, then passes
+    shown = [line.split(":")[0] for line in capsys.readouterr().out.splitlines()]
+    assert shown == [f"EPOCH {i}" for i in range(1, reg.n_iter_ + 1)]
+    # Early stopping watches both parts: the stall is rounding's, not the score's.
+    stopped = SGDL2Regressor(early_stopping=True, random_state=0, **kw).fit(X, y)
+    assert stopped.n_iter_ > 3 and stopped.validation_scores_.max() > 0.4
+    # max_iter counts both parts, and says so when it cuts the fit short.
+    with pytest.warns(ConvergenceWarning, match="max_iter=3"):
+        SGDL2Regressor(max_iter=3, **kw).fit(X, y)
+    try:
+        from sklearn.callback import FitCallback  # scikit-learn >= 1.9
+    except ImportError:
+        return
+
+    class Epochs(FitCallback):
+        def __init__(self):
+            self.ends = []
+
+        def on_fit_task_end(self, estimator, context, *, y=None, fitted_estimator=None):
+            if context.task_name == "epoch" and fitted_estimator is not None:
+                self.ends.append(context.task_id)
+            return False
+
+    epochs = Epochs()
+    called = SGDL2Regressor(**kw).set_callbacks(epochs).fit(X, y)
+    assert epochs.ends == list(range(called.n_iter_))
+    np.testing.assert_array_equal(called.coef_, reg.coef_)
+
+
+def test_alpha_zero_with_a_constant_column_is_linear_regression(rng):
+    # Found in review: the constant column's eigenvector (a frozen coordinate) named a
+    # random direction of the coefficients by its rounding, which the least-norm
+    # projection then removed; the check's correction was projected away too.
+    X, y, s = _data(rng, n=3000, p=6)
+    X[:, 2] = 0.1
+    for fit_intercept in (True, False):
+        reg = SGDL2Regressor(alpha=0.0, fit_intercept=fit_intercept).fit(X, y, sample_weight=s)
+        ols = LinearRegression(fit_intercept=fit_intercept).fit(X, y, sample_weight=s)
+        np.testing.assert_allclose(reg.coef_, ols.coef_, rtol=1e-7, atol=1e-9)
+        assert reg.intercept_ == pytest.approx(ols.intercept_, rel=1e-9, abs=1e-9)
