@@ -1220,15 +1220,6 @@ def chunk_check(head, body, Y, s, stats, fit_intercept, alpha, S, V):
     return Gradient((2.0 / pb.S) * G, J / pb.S)
 
 
-def _statistics_moments(gamma, shift_x, shift_y):
-    """Return the :class:`Moments` of the rows of the augmented Gram matrix ``gamma``."""
-    p = tf.shape(shift_x)[0]
-    S = gamma[p, p]
-    sums, squares = gamma[:, p], tf.linalg.diag_part(gamma)
-    ux, uy, dx2, dy2 = sums[:p], sums[p + 1 :], squares[:p], squares[p + 1 :]
-    return Moments(S, shift_x + ux / S, _spread(ux, dx2, S), shift_y + uy / S, _spread(uy, dy2, S))
-
-
 def _data_hessian(pb, gamma, shift_x, shift_y):
     """``K_data = A^T diag(s) A / S``, ``b = A^T diag(s) Yc / S`` and ``Yc^T diag(s) Yc / S``.
 
@@ -1271,12 +1262,13 @@ def _solve(factor, rhs):
     return tf.matmul(U, factor.inverse[:, None] * tf.matmul(U, rhs, transpose_a=True))
 
 
-@_compiled(lambda t: [t.wide_mat, t.wide_vec, t.wide_vec, t.flag, t.num, t.num])
-def gram_solve(gamma, shift_x, shift_y, fit_intercept, alpha, tol):
+@_compiled(lambda t: [t.wide_mat, t.moments, t.wide_vec, t.wide_vec, t.flag, t.num, t.num])
+def gram_solve(gamma, stats, shift_x, shift_y, fit_intercept, alpha, tol):
     """Return the :class:`GramStart` of a fit: the minimiser of J from the statistics.
 
     The problem and its preconditioner are those of the data-pass descent
-    (:func:`_problem`, from the moments in ``gamma``), so ``V`` means the same.
+    (:func:`_problem`, from ``stats``: the moments of the rows of ``gamma``), so
+    ``V`` means the same.
     ``K`` is factored by a symmetric eigendecomposition: eigenvalues hidden by
     rounding are dropped (a pseudo-inverse), and with ``alpha = 0`` the
     coefficients are those of least norm. G and J come from the statistics
@@ -1286,7 +1278,6 @@ def gram_solve(gamma, shift_x, shift_y, fit_intercept, alpha, tol):
     wide = tf.float64
     dtype = tol.dtype
     p, k = tf.shape(shift_x)[0], tf.shape(shift_y)[0]
-    stats = _statistics_moments(gamma, shift_x, shift_y)
     empty = tf.zeros([0, p], dtype), tf.zeros([0, k], dtype), tf.zeros([0], dtype)
     pb, finite = _problem(*empty, stats, fit_intercept, alpha, tf.cast(stats.S, dtype))
     finite = finite & tf.reduce_all(tf.math.is_finite(gamma))

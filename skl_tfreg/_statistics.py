@@ -263,8 +263,9 @@ class Statistics(Stream):
             raise ValueError("Statistics train each call on its own rows (no prior moments).")
         dtype = self.dtype
         p = self.n_features
+        moments = _core.Moments(*map(tf.constant, _moments(self.gamma.numpy(), self.centre, p)))
         out = _core.kernel(_core.gram_solve, dtype)(
-            self.gamma, tf.constant(self.centre[:p]), tf.constant(self.centre[p:]),
+            self.gamma, moments, tf.constant(self.centre[:p]), tf.constant(self.centre[p:]),
             tf.constant(bool(fit_intercept)), tf.constant(alpha, dtype), tf.constant(tol, dtype),
         )  # fmt: skip
         self._factor = out.factor
