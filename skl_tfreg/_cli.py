@@ -92,7 +92,8 @@ def _fit(args):
     est.save(args.model)
     objective = f"{est.loss_curve_[-1]:.10g}" if len(est.loss_curve_) else "n/a"
     print(
-        f"fitted {est.n_features_in_} features in {est.n_iter_} epochs, final objective "
+        f"fitted {est.n_features_in_} features in {est.n_iter_} "
+        f"{'epoch' if est.n_iter_ == 1 else 'epochs'}, final objective "
         f"{objective}; model saved to {args.model}",
         flush=True,
     )

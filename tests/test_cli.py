@@ -59,8 +59,9 @@ def test_fit_then_predict_equals_the_in_memory_fit(tmp_path, capsys, csv_file, t
     ]
     assert "training loss" in epochs[0]
     summary = out.splitlines()[-1]
+    epochs = "1 epoch" if fitted.n_iter_ == 1 else f"{fitted.n_iter_} epochs"
     assert summary == (
-        f"fitted 3 features in {fitted.n_iter_} epochs, final objective "
+        f"fitted 3 features in {epochs}, final objective "
         f"{fitted.loss_curve_[-1]:.10g}; model saved to {model}"
     )
 
