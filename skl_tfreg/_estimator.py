@@ -629,17 +629,7 @@ class SGDL2Regressor(*_BASES):
         saved = self.__dict__.pop("feature_names_in_", None) if names is not None else None
         saved = saved if warm else None
         try:
-
-            def passes():
-                return _streaming.Stream(
-                    chunks, batch_size=None if full_batch else self.batch_size,
-                    shuffle=self.shuffle, auto_step=not full_batch and self.learning_rate == "auto",
-                    replicas=replicas or _streaming.LOCAL,
-                )  # fmt: skip
-
-            stream = self._statistics(chunks, replicas) if self._on_statistics(full_batch) else None
-            fallback = passes if stream is not None else None
-            stream = passes() if stream is None else stream
+            stream, fallback = self._stream_data(chunks, replicas, full_batch)
             result = self._train(stream, start, check_random_state(self.random_state),
                                  max_iter=self.max_iter, fallback=fallback)  # fmt: skip
             self._finish(result, stream, layout["single"])
@@ -650,6 +640,23 @@ class SGDL2Regressor(*_BASES):
         if names is not None:
             self.feature_names_in_ = names
         return self
+
+    def _stream_data(self, chunks, replicas, full_batch):
+        """Return the training data of a stream, and the fallback of its statistics.
+
+        The statistics where ``precompute`` takes them (the data passes are
+        then the fallback, None otherwise), else a Stream of data passes.
+        """
+
+        def passes():
+            return _streaming.Stream(
+                chunks, batch_size=None if full_batch else self.batch_size,
+                shuffle=self.shuffle, auto_step=not full_batch and self.learning_rate == "auto",
+                replicas=replicas or _streaming.LOCAL,
+            )  # fmt: skip
+
+        stats = self._statistics(chunks, replicas) if self._on_statistics(full_batch) else None
+        return (passes(), None) if stats is None else (stats, passes)
 
     def _validated_chunks(self, read, warm):
         """Return a chunk source that validates each batch of ``read()``, and its layout.

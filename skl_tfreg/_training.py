@@ -505,6 +505,20 @@ def run(
         tf.constant(schedule.conjugate), tf.constant(rtol, dtype), tf.constant(patience)
     )
     n_bad = state.n_bad if carry and accumulate else 0
+    handover = None
+    if fallback is not None:
+        handover = _handover(fallback, fit_intercept, alpha, prior, tol_eff)
+    trainer = Trainer(data, start, schedule, monitor, progress, tol_eff=tol_eff,
+                      t=state.t if carry else 0, n_bad=n_bad, handover=handover)  # fmt: skip
+    if minibatch:
+        trainer.minibatch_loop(epochs)
+    else:
+        trainer.full_batch_loop()
+    return _result(trainer, t_before=state.t if carry else 0)
+
+
+def _handover(fallback, fit_intercept, alpha, prior, tol_eff):
+    """Return ``handover(units)`` of a :class:`Trainer`: ``fallback()``'s data and start."""
 
     def handover(units):
         other = fallback()
@@ -512,14 +526,7 @@ def run(
         intercept = intercept if fit_intercept else np.full_like(intercept, np.nan)
         return other, other.prepare(fit_intercept, alpha, coef, intercept, prior, tol_eff)
 
-    trainer = Trainer(data, start, schedule, monitor, progress, tol_eff=tol_eff,
-                      t=state.t if carry else 0, n_bad=n_bad,
-                      handover=None if fallback is None else handover)  # fmt: skip
-    if minibatch:
-        trainer.minibatch_loop(epochs)
-    else:
-        trainer.full_batch_loop()
-    return _result(trainer, t_before=state.t if carry else 0)
+    return handover
 
 
 def _result(trainer, t_before):
