@@ -1,4 +1,9 @@
-"""SGDL2Regressor: the scikit-learn shell around the TensorFlow kernel."""
+"""SGDL2Regressor: the scikit-learn shell around the TensorFlow kernel.
+
+TensorFlow is imported at the first fit, not with the package: the modules of
+the TensorFlow side are imported inside the methods that train, so that
+constructing, cloning, loading and predicting (numpy only) never start it.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +21,9 @@ from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _distributed, _persistence, _savedmodel, _streaming, _training
+from . import _persistence
 from ._callbacks import CallbackSupportMixin, EpochCallbacks, has_callbacks
-from ._data import InMemory
 from ._state import TrainState
-from ._statistics import Statistics, TooWide, cheaper, row_blocks
 from ._status import Status
 
 # What fit and partial_fit store (and a fit of a new model clears first).
@@ -365,6 +368,8 @@ class SGDL2Regressor(*_BASES):
         start : _StartingPoint
             Where training starts.
         """
+        from . import _distributed
+
         params = self.get_params(deep=False)
         replicas = _distributed.current_replicas()
         with _distributed.together(replicas) as agreement:
@@ -404,12 +409,14 @@ class SGDL2Regressor(*_BASES):
         or a statistic that overflows (the data passes handle such scales, and
         report non-finite values as before).
         """
+        from ._statistics import Statistics, TooWide, cheaper
+        from ._streaming import LOCAL
 
         def costly(X):
             return not cheaper(X, width_only=replicas is not None)
 
         try:
-            stats = Statistics(chunks, replicas=replicas or _streaming.LOCAL,
+            stats = Statistics(chunks, replicas=replicas or LOCAL,
                                too_wide=costly if self.precompute == "auto" else None)  # fmt: skip
         except TooWide:
             return None
@@ -432,6 +439,8 @@ class SGDL2Regressor(*_BASES):
         Also returns the fallback of training on statistics (a callable giving
         the data passes, should rounding stall it), or None.
         """
+        from ._statistics import row_blocks
+
         X, Y, sample_weight, _ = arrays
         full_batch = self.batch_size == "auto" or self.batch_size >= X.shape[0]
 
@@ -447,9 +456,12 @@ class SGDL2Regressor(*_BASES):
 
     def _data_passes(self, arrays, replicas):
         """Return the data of epochs that read the rows: in memory, or over replicas."""
+        from ._data import InMemory
+        from ._distributed import replicated
+
         X, Y, sample_weight, _ = arrays
         if replicas is not None:  # this worker's rows, one shard per local replica
-            return _distributed.replicated(X, Y, sample_weight, replicas)
+            return replicated(X, Y, sample_weight, replicas)
         n_samples = X.shape[0]
         batch_size = self.batch_size
         if batch_size == "auto" or batch_size >= n_samples:
@@ -596,6 +608,8 @@ class SGDL2Regressor(*_BASES):
         self : SGDL2Regressor
             The estimator, fitted on every row of the stream.
         """
+        from . import _streaming
+
         warm = self._warm()
 
         def check_settings():
@@ -647,6 +661,7 @@ class SGDL2Regressor(*_BASES):
         The statistics where ``precompute`` takes them (the data passes are
         then the fallback, None otherwise), else a Stream of data passes.
         """
+        from . import _streaming
 
         def passes():
             return _streaming.Stream(
@@ -664,11 +679,13 @@ class SGDL2Regressor(*_BASES):
         The layout (a dict) gets the dtype, whether y is 1-D and the number of
         targets from the first batch; every later batch must match it.
         """
+        from ._streaming import unpack
+
         layout = {"dtype": self.coef_.dtype} if warm else {}
 
         def chunks():
             for index, batch in enumerate(read()):
-                X, y, sample_weight = _streaming.unpack(batch, index)
+                X, y, sample_weight = unpack(batch, index)
                 first = "single" not in layout
                 arrays = self._validate_training_data(
                     X, y, sample_weight, reset=first and not warm, dtype=layout.get("dtype"),
@@ -730,6 +747,8 @@ class SGDL2Regressor(*_BASES):
         ``rng`` shuffles the mini-batch epochs (``data.epochs``); ``fallback``
         gives the data passes that continue a stalled fit on statistics.
         """
+        from . import _training
+
         report_every = 1 if callbacks is not None else int(self.verbose)
 
         def on_epoch(report):
@@ -921,8 +940,10 @@ class SGDL2Regressor(*_BASES):
         self : SGDL2Regressor
             The estimator, unchanged.
         """
+        from ._savedmodel import export_savedmodel
+
         check_is_fitted(self)
-        _savedmodel.export_savedmodel(self, path)
+        export_savedmodel(self, path)
         return self
 
 

@@ -29,14 +29,15 @@ import json
 import os
 import platform
 import re
+import sys
 import tempfile
 import zipfile
 import zlib
+from importlib import metadata
 from numbers import Integral
 
 import numpy as np
 import sklearn
-import tensorflow as tf
 
 from ._state import TrainState
 from ._version import __version__
@@ -126,9 +127,21 @@ def _versions():
         "skl_tfreg": __version__,
         "numpy": np.__version__,
         "scikit-learn": sklearn.__version__,
-        "tensorflow": tf.__version__,
+        "tensorflow": _tensorflow_version(),
         "python": platform.python_version(),
     }
+
+
+def _tensorflow_version():
+    """TensorFlow's version, read without importing it (a loaded model may re-save)."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"].__version__
+    for name in ("tensorflow", "tensorflow-cpu", "tf-nightly"):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return "unknown"
 
 
 def _json_params(params):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from numbers import Integral
 
-import tensorflow as tf
-
 _ENVIRONMENT = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 _MAX_THREADS = 4096
 
@@ -28,9 +26,9 @@ def limit_tf_threads(n_threads):
     ``limit_tf_threads(max(1, os.cpu_count() // n_jobs))``. joblib reuses its
     worker processes from one search to the next, so call it before the first
     parallel search: workers started earlier keep their threads. To cap the current
-    process too, call it before its first fit (importing the package does not
-    start TensorFlow's runtime, and ``predict`` does not use it), or set the two
-    environment variables before starting Python.
+    process too, call it before its first fit (the package imports TensorFlow at
+    the first fit, and ``predict`` does not use it), or set the two environment
+    variables before starting Python. It imports TensorFlow itself, to set the cap.
 
     Parameters
     ----------
@@ -52,6 +50,8 @@ def limit_tf_threads(n_threads):
             f"n_threads={n_threads} is more than {_MAX_THREADS} threads per pool; a cap "
             "is meant to be at most the number of cores (os.cpu_count())."
         )
+    import tensorflow as tf  # the one call here that needs it
+
     n_threads = int(n_threads)
     for name in _ENVIRONMENT:
         os.environ[name] = str(n_threads)

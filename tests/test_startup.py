@@ -1,0 +1,101 @@
+"""Start-up: TensorFlow is imported at the first fit, and by nothing that needs no fit."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import skops.io
+
+from skl_tfreg import SGDL2Regressor
+
+TIMEOUT = 300  # seconds for a fresh process that imports TensorFlow
+
+# Everything here must run without TensorFlow; the fit at the end must start it.
+_LIGHT_USES = """
+import json, pickle, sys, warnings
+import joblib, numpy as np, pandas as pd, scipy.sparse as sp, skops.io
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import skl_tfreg
+from skl_tfreg import SGDL2Regressor
+from skl_tfreg._cli import main
+
+X, y = np.load("X.npy"), np.load("y.npy")
+warnings.simplefilter("ignore", UserWarning)  # arrays for a model fitted on named columns
+est = SGDL2Regressor(alpha=0.1)
+est = clone(est).set_params(**{**est.get_params(), "max_iter": 50})
+repr(est), clone(make_pipeline(StandardScaler(), est))
+models = {
+    "pickle": pickle.load(open("m.pkl", "rb")),
+    "joblib": joblib.load("m.joblib"),
+    "skops": skops.io.load("m.skops", trusted=skops.io.get_untrusted_types(file="m.skops")),
+    "save": SGDL2Regressor.load("m.skl"),
+}
+out = {name: m.predict(X).tolist() for name, m in models.items()}
+model = models["save"]
+out["float32"] = model.predict(X.astype(np.float32)).tolist()
+out["sparse"] = model.predict(sp.csr_matrix(X)).tolist()
+out["frame"] = models["pickle"].predict(pd.DataFrame(X, columns=list("abcde"))).tolist()
+out["score"] = model.score(X, y)
+list(skl_tfreg.iter_batches(len(y), 10))
+for argv in (["--version"], ["--help"], ["fit"], ["predict", "m.skl", "missing.csv"]):
+    main(argv)
+out["light"] = "tensorflow" not in sys.modules
+SGDL2Regressor().fit(X, y)
+out["fit"] = "tensorflow" in sys.modules
+print(json.dumps(out))
+"""
+
+
+# A fresh process that imports TensorFlow for its last fit: about 9 s each.
+@pytest.mark.parametrize("case", ["default", pytest.param("minibatch", marks=pytest.mark.slow)])
+def test_light_uses_never_import_tensorflow(tmp_path, case):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 5))
+    y = X @ rng.normal(size=5) + 1.0
+    params = {} if case == "default" else {"batch_size": 16, "max_iter": 5, "tol": None}
+    est = SGDL2Regressor(**params).fit(pd.DataFrame(X, columns=list("abcde")), y)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    with open(tmp_path / "m.pkl", "wb") as stream:
+        pickle.dump(est, stream)
+    joblib.dump(est, tmp_path / "m.joblib")
+    est.save(tmp_path / "m.skl")
+    # skops cannot hold a mini-batch fit's state yet (its steps are keyed by tuples):
+    # the default fit stands in for it.
+    skops_est = est if case == "default" else SGDL2Regressor().fit(X, y)
+    skops.io.dump(skops_est, tmp_path / "m.skops")
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_LIGHT_USES)], cwd=tmp_path,
+        capture_output=True, text=True, timeout=TIMEOUT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.splitlines()[-1])
+    assert out["light"], "TensorFlow was imported by a use that needs no fit"
+    assert out["fit"], "a fit ran without TensorFlow"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # an array for named columns
+        expected = est.predict(X)
+        # Each input as in this process: a frame (column-major) or CSR rounds otherwise.
+        frame = est.predict(pd.DataFrame(X, columns=list("abcde")))
+        sparse = est.predict(sp.csr_matrix(X))
+        skops_expected, score = skops_est.predict(X), est.score(X, y)
+    for name in ("pickle", "joblib", "save"):
+        np.testing.assert_array_equal(out[name], expected, err_msg=name)
+    np.testing.assert_array_equal(out["frame"], frame)
+    np.testing.assert_array_equal(out["sparse"], sparse)
+    np.testing.assert_array_equal(out["skops"], skops_expected)
+    np.testing.assert_allclose(out["float32"], expected, rtol=1e-5, atol=1e-5)
+    assert out["score"] == pytest.approx(score, rel=1e-12)
