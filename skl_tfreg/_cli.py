@@ -9,24 +9,21 @@ command line).
 
 from __future__ import annotations
 
+import argparse
+import logging
+import math
 import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
 
-# Quiets TensorFlow's C++ start-up log, but only if TensorFlow is not imported yet:
-# ``import skl_tfreg`` imports it, so this takes effect only where that import is lazy.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from sklearn.exceptions import ConvergenceWarning
 
-import argparse  # noqa: E402
-import math  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-
-from ._demo import run_demo  # noqa: E402
-from ._estimator import SGDL2Regressor  # noqa: E402
-from ._readers import CSVSource, ParquetSource  # noqa: E402
+from ._demo import run_demo
+from ._estimator import SGDL2Regressor
+from ._readers import CSVSource, ParquetSource
+from ._version import __version__
 
 PROG = "skl-tfreg"
 
@@ -88,6 +85,7 @@ def _fit(args):
         tol=args.tol,
         verbose=0 if args.quiet else 1,
     )
+    _start_tensorflow()
     est.fit_stream(source)
     est.save(args.model)
     objective = f"{est.loss_curve_[-1]:.10g}" if len(est.loss_curve_) else "n/a"
@@ -151,6 +149,7 @@ def _write_predictions(est, source, header, out):
 
 
 def _demo(args):
+    _start_tensorflow()
     run_demo(display_step=args.display_step, alpha=args.alpha)
     return 0
 
@@ -173,6 +172,7 @@ def _parser():
         description="Fit an SGDL2Regressor on a CSV or Parquet file larger than memory, "
         "predict with a saved model, or run the seed experiment's demo.",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="fit the seed experiment's data and compare")
@@ -236,6 +236,42 @@ def _one_line(exc):
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"{PROG}: warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+
+
+def _start_tensorflow():
+    """Import TensorFlow for a command that fits, keeping its start-up log off stderr.
+
+    At import, TensorFlow logs notices (oneDNN's, the CUDA probe's "Could not
+    find cuda drivers") before its log level applies, whatever
+    ``TF_CPP_MIN_LOG_LEVEL`` says; later, on a machine without a GPU, it logs
+    "failed call to cuInit" as an error. The command line reports its own
+    errors, and these lines read like failures to a newcomer: the level is set
+    to errors only (``TF_CPP_MIN_LOG_LEVEL=3``, unless the caller set one), and
+    the import runs with stderr held in a file, shown only if the import fails.
+    A caller who sets ``TF_CPP_MIN_LOG_LEVEL`` (0 shows everything) sees it all.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        import tensorflow  # noqa: F401
+
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def main(argv=None):
