@@ -76,9 +76,11 @@ __all__ = [
     "chunk_problem", "chunk_moments", "chunk_gradient", "chunk_products", "chunk_gram",
     "minibatch_pass", "minibatch_end", "stream_initial", "stream_start", "stream_gradient",
     "stream_step", "stream_advance", "stream_units", "gram_smoothness", "chunk_statistics",
-    "gram_solve", "gram_refine", "chunk_check", "Factor", "GramStart", "GramEpoch",
+    "gram_solve", "gram_refine", "chunk_check", "gram_fit", "Factor", "GramStart", "GramEpoch",
+    "GramFit",
     # Plain functions and constants shared with the data objects.
-    "merge_moments", "keep_downhill", "ROUNDING_EPS", "EPS64",
+    "merge_moments", "keep_downhill", "gram_moments", "reshift", "ROUNDING_EPS", "EPS64",
+    "FIT_PATIENCE",
 ]  # fmt: skip
 
 RUNNING, CONVERGED, STALLED, DIVERGED, OVERFLOW = (
@@ -1372,3 +1374,84 @@ def gram_refine(pb, factor, V, G_data, J_data, best, n_bad, progress, tol):
     objective = tf.reduce_sum(J_new)
     units = _user_units(pb, V_new, G_new, tf.maximum(J_new, 0.0))
     return GramEpoch(V_new, J_new, G_new, objective, best, n_bad, status, units)
+
+
+# ----------------------------------------------------------------------------
+# The statistics' moments, and a whole fit on statistics in one call.
+
+
+def gram_moments(gamma, shift, p):
+    """Return the :class:`Moments` of the rows whose augmented Gram matrix is ``gamma``.
+
+    ``gamma`` sums ``w w^T`` for ``w = [x - shift_x, 1, y - shift_y]`` (float64,
+    ``p`` features). The sums of squared deviations are exactly 0 for a column
+    of deviations 0.
+    """
+    S = gamma[p, p]
+    sums, squares = gamma[:, p], tf.linalg.diag_part(gamma)
+    spread = tf.maximum(squares - tf.square(sums) / S, EPS64 * squares)
+    spread = tf.where(tf.equal(squares, 0.0), tf.zeros_like(spread), spread)
+    mean = shift + tf.concat([sums[:p], sums[p + 1 :]], 0) / S
+    spread = tf.concat([spread[:p], spread[p + 1 :]], 0)
+    return Moments(S, mean[:p], spread[:p], mean[p:], spread[p:])
+
+
+def reshift(gamma, shift, centre, p):
+    """``gamma`` of ``w = [x - shift_x, 1, y - shift_y]`` moved to the shift ``centre``.
+
+    ``w' = w + delta`` with ``delta = shift - centre`` (0 in the place of the
+    1), so ``Gamma' = Gamma + g delta^T + delta g^T + S delta delta^T`` with
+    ``g = Gamma[:, p]``: exact algebra on float64 sums.
+    """
+    delta = shift - centre
+    delta = tf.concat([delta[:p], tf.zeros([1], delta.dtype), delta[p:]], 0)
+    g, S = gamma[:, p], gamma[p, p]
+    outer = g[:, None] * delta[None, :]
+    return gamma + outer + tf.transpose(outer) + S * (delta[:, None] * delta[None, :])
+
+
+class GramFit(NamedTuple):
+    """What :func:`gram_fit` returns: the statistics, the solve and the first epoch."""
+
+    gamma: tf.Tensor  # (p + 1 + k, p + 1 + k) float64, about centre
+    centre: tf.Tensor  # (p + k,) float64: the rows' means (a constant column's exact value)
+    solved: GramStart
+    epoch: GramEpoch  # a pass that measures G and J at the solution, and its refinement
+
+
+# gram_fit runs the first epoch as a patience of 2 or more would: gram_refine reads
+# min(patience, 2), and a first epoch stalls under a patience of 1 only if the
+# gradient did not halve (the data object then runs that epoch again).
+FIT_PATIENCE = 2
+
+
+@_compiled(lambda t: [t.mat, t.mat, t.mat, t.vec, t.wide_vec, t.wide_vec, t.flag, t.num, t.num])
+def gram_fit(head, body, Y, s, shift_x, shift_y, fit_intercept, alpha, tol):
+    """Sum the statistics of one chunk, solve, and check the solution, in one call.
+
+    A fit on the statistics of arrays in memory, where
+    :class:`skl_tfreg._statistics.Statistics` takes four calls and a round
+    trip through numpy between them: :func:`chunk_statistics` about
+    ``(shift_x, shift_y)``, the move to the rows' means (:func:`gram_moments`,
+    :func:`reshift`), :func:`gram_solve`, and the first epoch
+    (:func:`chunk_check`, :func:`gram_refine`). The same operations: the
+    numbers agree to rounding (in one graph, TensorFlow's optimizer may order a
+    sum of several terms otherwise).
+    """
+    p = tf.shape(body)[1]
+    gamma = chunk_statistics(head, body, Y, s, shift_x, shift_y)
+    shift = tf.concat([shift_x, shift_y], 0)
+    own = gram_moments(gamma, shift, p)
+    # A column constant on every row keeps its exact value: its deviations stay 0.
+    spread = tf.concat([own.x_m2, own.y_m2], 0)
+    centre = tf.where(tf.equal(spread, 0.0), shift, tf.concat([own.x_mean, own.y_mean], 0))
+    gamma = reshift(gamma, shift, centre, p)
+    stats = gram_moments(gamma, centre, p)
+    solved = gram_solve(gamma, stats, centre[:p], centre[p:], fit_intercept, alpha, tol)
+    start = solved.start
+    V, S = start.state.V, tf.cast(stats.S, body.dtype)
+    G_data, J_data = chunk_check(head, body, Y, s, stats, fit_intercept, alpha, S, V)
+    progress = Progress(tf.constant(True), tf.zeros([], body.dtype), tf.constant(FIT_PATIENCE))
+    epoch = gram_refine(start.problem, solved.factor, V, G_data, J_data, start.state.best,
+                        start.state.n_bad, progress, tol)  # fmt: skip
+    return GramFit(gamma, centre, solved, epoch)

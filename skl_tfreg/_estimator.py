@@ -370,8 +370,8 @@ class SGDL2Regressor(*_BASES):
         """
         from . import _distributed
 
-        params = self.get_params(deep=False)
         replicas = _distributed.current_replicas()
+        params = None if replicas is None else self.get_params(deep=False)
         with _distributed.together(replicas) as agreement:
             _distributed.check_parameters(replicas, params)
             if check_settings is not None:
@@ -439,7 +439,7 @@ class SGDL2Regressor(*_BASES):
         Also returns the fallback of training on statistics (a callable giving
         the data passes, should rounding stall it), or None.
         """
-        from ._statistics import row_blocks
+        from ._statistics import cheaper, one_call, row_blocks
 
         X, Y, sample_weight, _ = arrays
         full_batch = self.batch_size == "auto" or self.batch_size >= X.shape[0]
@@ -448,6 +448,10 @@ class SGDL2Regressor(*_BASES):
             return self._data_passes(arrays, replicas)
 
         if not partial and self._on_statistics(full_batch):
+            local = replicas is None and (self.precompute is True or cheaper(X))
+            small = one_call(X, Y, sample_weight) if local else None
+            if small is not None:  # summed, solved and checked in one compiled call
+                return small, passes
             shards = 1 if replicas is None else replicas.n
             stats = self._statistics(row_blocks(X, Y, sample_weight, shards), replicas, X=X)
             if stats is not None:

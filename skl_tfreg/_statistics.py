@@ -26,6 +26,8 @@ their sums to them exactly, and add them up.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
@@ -35,7 +37,7 @@ from ._status import Status
 from ._streaming import LOCAL, Stream
 from ._tensors import split_rows
 
-__all__ = ["Statistics", "TooWide", "row_blocks", "cheaper"]
+__all__ = ["Statistics", "OneCall", "TooWide", "row_blocks", "cheaper", "one_call"]
 
 #: ``precompute="auto"`` trains on statistics up to this many dense features, and on
 #: sparse X of at most ``MAX_SPARSE_FEATURES`` features of which at least
@@ -125,31 +127,15 @@ def _dense(X):
 
 
 def _reshift(gamma, shift, centre, p):
-    """``gamma`` of ``w = [x - shift_x, 1, y - shift_y]`` moved to the shift ``centre``.
-
-    ``w' = w + delta`` with ``delta = shift - centre`` (0 in the place of the
-    1), so ``Gamma' = Gamma + g delta^T + delta g^T + S delta delta^T`` with
-    ``g = Gamma[:, p]``: exact algebra on float64 sums.
-    """
-    delta = np.insert(shift - centre, p, 0.0)
-    g, S = gamma[:, p], gamma[p, p]
-    with np.errstate(all="ignore"):
-        return gamma + np.outer(g, delta) + np.outer(delta, g) + S * np.outer(delta, delta)
+    """:func:`skl_tfreg._core.reshift` on numpy arrays."""
+    args = (tf.constant(a, tf.float64) for a in (gamma, shift, centre))
+    return _core.reshift(*args, p).numpy()
 
 
 def _moments(gamma, shift, p):
-    """Return the :class:`~skl_tfreg._core.Moments` (numpy) of the rows of ``gamma``.
-
-    The sums of squared deviations are exactly 0 for a column of deviations 0.
-    """
-    S = gamma[p, p]
-    sums, squares = gamma[:, p], np.diag(gamma)
-    with np.errstate(all="ignore"):
-        spread = np.maximum(squares - sums**2 / S, _core.EPS64 * squares)
-        spread = np.where(squares == 0, 0.0, spread)
-        mean = shift + np.delete(sums, p) / S
-    spread = np.delete(spread, p)
-    return _core.Moments(S, mean[:p], spread[:p], mean[p:], spread[p:])
+    """:func:`skl_tfreg._core.gram_moments` on numpy arrays: Moments of numpy values."""
+    moments = _core.gram_moments(tf.constant(gamma, tf.float64), tf.constant(shift), p)
+    return _core.Moments(*(m.numpy() for m in moments))
 
 
 class Statistics(Stream):
@@ -282,12 +268,9 @@ class Statistics(Stream):
         correction otherwise.
         """
         V, J, G, P, best, n_bad = state
-        refine = _core.kernel(_core.gram_refine, self.dtype)
         losses, status, units = [], Status.RUNNING.code, None
         for _ in range(int(n_epochs)):
-            G_data, J_data = self._sum(_core.chunk_check, (V, V[0]), self._stats, *self._setting,
-                                       V, chunks=self._tensors(_pieces))  # fmt: skip
-            out = refine(pb, self._factor, V, G_data, J_data, best, n_bad, progress, tol)
+            out = self._epoch(pb, V, best, n_bad, progress, tol)
             V, J, G, best, n_bad, units = out.V, out.J, out.G, out.best, out.n_bad, out.units
             losses.append(float(out.objective))
             status = int(out.status)
@@ -297,3 +280,94 @@ class Statistics(Stream):
             units = self._kernel(_core.stream_units)(pb, V, G, J)
         state = _core.StreamDescent(V, J, G, P, best, n_bad)
         return _core.Epochs(state, tf.constant(losses, tf.float64), status, units)
+
+    def _epoch(self, pb, V, best, n_bad, progress, tol):
+        """One checking pass at V and its refinement: a :class:`~skl_tfreg._core.GramEpoch`."""
+        G_data, J_data = self._sum(_core.chunk_check, (V, V[0]), self._stats, *self._setting,
+                                   V, chunks=self._tensors(_pieces))  # fmt: skip
+        refine = _core.kernel(_core.gram_refine, self.dtype)
+        return refine(pb, self._factor, V, G_data, J_data, best, n_bad, progress, tol)
+
+
+class OneCall(Statistics):
+    """Statistics of arrays in memory, summed, solved and checked in one compiled call.
+
+    :class:`Statistics` of dense arrays of moderate size (:func:`one_call`):
+    :meth:`prepare` runs :func:`skl_tfreg._core.gram_fit`, which also runs the
+    first epoch, and :meth:`full_batch` hands that epoch out, where
+    :class:`Statistics` takes four calls. The numbers agree to rounding.
+    Constructing it reads nothing.
+
+    Parameters
+    ----------
+    X, Y, s : ndarray
+        Validated arrays: X dense, of at most ``ONE_CALL_ELEMENTS`` values,
+        whose statistics cannot overflow (:func:`one_call` checks both).
+    """
+
+    def __init__(self, X, Y, s):
+        self.chunks, self.replicas = row_blocks(X, Y, s), LOCAL
+        self.batch_size, self.shuffle, self.dtype = None, False, tf.as_dtype(X.dtype)
+        (self.n_samples, self.n_features), self.n_targets = X.shape, Y.shape[1]
+        self._seen = (X.shape[0], float(s.sum()))
+        self._arrays, self._ahead = (X, Y, s), None
+
+    def overflowing(self):
+        """Return ``[]``: :func:`one_call` takes only arrays whose statistics are finite."""
+        return []
+
+    def prepare(self, fit_intercept, alpha, coef_init, intercept_init, prior, tol):
+        """Return the :class:`~skl_tfreg._core.Start` at the statistics' minimiser.
+
+        As :meth:`Statistics.prepare`; the same call also runs the first epoch.
+        """
+        if float(prior[0]) > 0:
+            raise ValueError("Statistics train each call on its own rows (no prior moments).")
+        X, Y, s = self._arrays
+        dtype, p = self.dtype, self.n_features
+        shift = _shift(X, Y, s).astype(X.dtype).astype(np.float64)
+        (head, body, Y, s), *_ = _pieces(X, Y, s)
+        fit = _core.kernel(_core.gram_fit, dtype)(
+            head, body, Y, s, tf.constant(shift[:p]), tf.constant(shift[p:]),
+            tf.constant(bool(fit_intercept)), tf.constant(alpha, dtype), tf.constant(tol, dtype),
+        )  # fmt: skip
+        start = fit.solved.start
+        self.gamma, self.centre = fit.gamma, fit.centre.numpy()
+        self._factor, self.stats, self._stats = fit.solved.factor, start.moments, start.moments
+        self._setting = (tf.constant(bool(fit_intercept)), tf.constant(alpha, dtype),
+                         tf.cast(start.moments.S, dtype))  # fmt: skip
+        self._ahead = (start.state.V, fit.epoch)
+        return start
+
+    def _epoch(self, pb, V, best, n_bad, progress, tol):
+        """Return the epoch :meth:`prepare` ran, if asked for at its start; else run one."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and V is ahead[0] and int(n_bad) == 0:
+            # gram_fit judged the first epoch's stall as a patience of FIT_PATIENCE does.
+            same = int(progress.patience) >= _core.FIT_PATIENCE or int(ahead[1].n_bad) == 0
+            if same:
+                return ahead[1]
+        return super()._epoch(pb, V, best, n_bad, progress, tol)
+
+
+ONE_CALL_ELEMENTS = 2**20  # values of X up to which a fit on statistics is one call
+
+
+def one_call(X, Y, s):
+    """Return :class:`OneCall` statistics of validated arrays, or None where they do not fit.
+
+    Dense X of at most ``ONE_CALL_ELEMENTS`` values (a few fold blocks), on
+    which the statistics cannot overflow: with ``M`` the largest ``|x|``,
+    ``|y|`` or 1, every term of the Gram matrix is at most ``(2 M)^2`` times the
+    largest weight (a shift lies within the values), and ``n`` of them sum
+    below the dtype's largest value. Larger or sparse arrays, and arrays near
+    that limit, take :class:`Statistics`, which names what overflows.
+    """
+    if sp.issparse(X) or X.size > ONE_CALL_ELEMENTS:
+        return None
+    M = float(np.max([1.0, *(max(a.max(), -a.min()) for a in (X, Y) if a.size)]))  # or NaN
+    terms = X.shape[0] * float(s.max(initial=0.0))
+    limit = float(np.finfo(X.dtype).max) / 4
+    if not 2.0 * M <= math.sqrt(limit / max(terms, 1.0)):  # also NaN and infinity
+        return None
+    return OneCall(X, Y, s)

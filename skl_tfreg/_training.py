@@ -308,7 +308,7 @@ class Trainer:
         self.data, self.start, self.pb = data, start, start.problem
         self.state, self.units, self.status = start.state, start.units, Status.of(start.status)
         self.best = start.state.best
-        self.limit = _DIVERGENCE_FACTOR * float(start.state.best[0])
+        self.limit = _DIVERGENCE_FACTOR * float(start.state.best.numpy()[0])
 
     def running(self):
         """Whether another epoch is due."""

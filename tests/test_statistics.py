@@ -295,3 +295,87 @@ def test_alpha_zero_with_a_constant_column_is_linear_regression(rng):
         ols = LinearRegression(fit_intercept=fit_intercept).fit(X, y, sample_weight=s)
         np.testing.assert_allclose(reg.coef_, ols.coef_, rtol=1e-7, atol=1e-9)
         assert reg.intercept_ == pytest.approx(ols.intercept_, rel=1e-9, abs=1e-9)
+
+
+# --------------------------------------------------------------------------- one call
+
+
+def _one_call_cases(rng):
+    X, y, s = _data(rng, n=300, p=6)
+    Y = np.c_[y, 2.0 * y + rng.normal(size=300)]
+    constant = X.copy()
+    constant[:, 1] = 0.5
+    wide = rng.normal(size=(20, 30))
+    return [
+        (dict(alpha=1e-3), X, y, s),
+        (dict(alpha=1e-3, fit_intercept=False), X, y, None),
+        (dict(alpha=1e-4, n_iter_no_change=1), X, Y, s),
+        (dict(alpha=1e-3, verbose=0), X.astype(np.float32), y.astype(np.float32), None),
+        (dict(alpha=0.0), constant, y, s),
+        (dict(alpha=0.0), wide, wide[:, 0] + 1.0, None),
+        (dict(alpha=1e-3, early_stopping=True, random_state=0), X, y, None),
+    ]
+
+
+def test_one_call_is_the_statistics_fit(rng, monkeypatch):
+    """Arrays in memory take one compiled call (gram_fit): the same fit, to rounding."""
+    calls = []
+    original = statistics_module.OneCall.prepare
+
+    def prepare(self, *args):
+        calls.append(1)
+        return original(self, *args)
+
+    monkeypatch.setattr(statistics_module.OneCall, "prepare", prepare)
+    for params, X, y, s in _one_call_cases(rng):
+        fused = SGDL2Regressor(**params).fit(X, y, sample_weight=s)
+        assert calls.pop() and not calls
+        with monkeypatch.context() as m:
+            m.setattr(statistics_module, "one_call", lambda *arrays: None)
+            apart = SGDL2Regressor(**params).fit(X, y, sample_weight=s)
+        assert not calls
+        # The same operations; in one graph TensorFlow may order a sum otherwise.
+        assert fused.n_iter_ == apart.n_iter_
+        scale = np.abs(apart.coef_).max()
+        np.testing.assert_allclose(fused.coef_, apart.coef_, rtol=1e-12, atol=1e-13 * scale)
+        np.testing.assert_allclose(fused.intercept_, apart.intercept_, rtol=1e-12,
+                                   atol=1e-13 * scale)  # fmt: skip
+        np.testing.assert_allclose(
+            fused.loss_curve_, apart.loss_curve_, rtol=1e-9, atol=1e-20 * np.var(y)
+        )  # exact fits: J is rounding
+
+
+def test_a_small_fit_is_one_compiled_call(rng, monkeypatch):
+    from skl_tfreg import _core
+
+    X, y, s = _data(rng, n=100, p=5)
+    SGDL2Regressor().fit(X, y, sample_weight=s)  # traces
+    calls = []
+    kernel = _core.kernel
+
+    def counting(fn, *args):
+        compiled = kernel(fn, *args)
+        return lambda *tensors: calls.append(fn.__name__) or compiled(*tensors)
+
+    monkeypatch.setattr(_core, "kernel", counting)
+    reg = SGDL2Regressor().fit(X, y, sample_weight=s)
+    assert calls == ["gram_fit"] and reg.n_iter_ == 1
+    calls.clear()
+    monkeypatch.setattr(statistics_module, "one_call", lambda *arrays: None)
+    SGDL2Regressor().fit(X, y, sample_weight=s)
+    assert calls == ["chunk_statistics", "gram_solve", "chunk_check", "gram_refine"]
+
+
+def test_one_call_takes_dense_arrays_whose_statistics_stay_finite(rng):
+    X, y, s = _data(rng, n=100, p=5)
+    Y = y[:, None]
+    assert isinstance(statistics_module.one_call(X, Y, s), statistics_module.OneCall)
+    assert statistics_module.one_call(sp.csr_matrix(X), Y, s) is None
+    assert statistics_module.one_call(X * 1e160, Y, s) is None  # its squares overflow
+    assert statistics_module.one_call(X, Y * 1e160, s) is None
+    assert statistics_module.one_call(X.astype(np.float32) * 1e18, Y, s) is None
+    big = np.zeros((statistics_module.ONE_CALL_ELEMENTS // 4 + 1, 4))
+    assert statistics_module.one_call(big, big[:, :1], np.ones(len(big))) is None
+    nan = X.copy()
+    nan[0, 0] = np.nan
+    assert statistics_module.one_call(nan, Y, s) is None  # the Statistics path names it
