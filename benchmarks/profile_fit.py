@@ -19,7 +19,7 @@ from run import _standardized  # noqa: E402
 from sklearn.linear_model import Ridge, SGDRegressor  # noqa: E402
 
 from skl_tfreg import SGDL2Regressor, _core, _training  # noqa: E402
-from skl_tfreg._statistics import Statistics, _pieces, row_blocks  # noqa: E402
+from skl_tfreg._statistics import Statistics, _pieces, one_call, row_blocks  # noqa: E402
 
 
 def _median_ms(fn, repeats):
@@ -41,6 +41,8 @@ def stages(X, y, repeats):
     p = X.shape[1]
     tol = 10 * np.finfo(X.dtype).eps
 
+    if one_call(arrays.X, arrays.Y, arrays.sample_weight) is not None:
+        return _one_call_stages(X, y, reg, arrays, alpha, tol, repeats)
     data = Statistics(chunks)
     start = data.prepare(True, alpha, np.zeros((p, 1)), np.full(1, np.nan),
                          _training._no_moments(p, 1), tol)  # fmt: skip
@@ -72,6 +74,35 @@ def stages(X, y, repeats):
             lambda: SGDL2Regressor(alpha=alpha, precompute=False).fit(X, y), repeats
         ),
         "Ridge": _median_ms(lambda: Ridge(alpha=alpha * len(y)).fit(X, y), repeats),
+        "SGDRegressor()": _median_ms(lambda: SGDRegressor().fit(X, y), repeats),
+    }
+
+
+def _one_call_stages(X, y, reg, arrays, alpha, tol, repeats):
+    """The stages of a fit on statistics in one compiled call (arrays in memory)."""
+    p = X.shape[1]
+
+    def prepare():
+        data = one_call(arrays.X, arrays.Y, arrays.sample_weight)
+        data.prepare(True, alpha, np.zeros((p, 1)), np.full(1, np.nan),
+                     _training._no_moments(p, 1), tol)  # fmt: skip
+
+    empty = _core.tf.function(lambda t: t).get_concrete_function(_core.tf.constant(0.0))
+    zero = _core.tf.constant(0.0)
+    whole = _median_ms(lambda: SGDL2Regressor(alpha=alpha).fit(X, y), repeats)
+    validation = _median_ms(lambda: reg._validate_training_data(X, y, None, reset=True), repeats)
+    call = _median_ms(prepare, repeats)
+    return {
+        f"whole fit ({reg.n_iter_} checking pass)": whole,
+        "  validation (scikit-learn)": validation,
+        "  the one compiled call, with its arguments": call,
+        "    of which calling an empty compiled function": _median_ms(
+            lambda: empty(zero), repeats
+        ),  # fmt: skip
+        "  the rest: estimator, driver, result (Python)": whole - validation - call,
+        "whole fit, data passes (precompute=False)": _median_ms(
+            lambda: SGDL2Regressor(alpha=alpha, precompute=False).fit(X, y), repeats
+        ),
         "SGDRegressor()": _median_ms(lambda: SGDRegressor().fit(X, y), repeats),
     }
 
