@@ -77,7 +77,7 @@ __all__ = [
     "minibatch_pass", "minibatch_end", "stream_initial", "stream_start", "stream_gradient",
     "stream_step", "stream_advance", "stream_units", "gram_smoothness", "chunk_statistics",
     "gram_solve", "gram_refine", "chunk_check", "gram_fit", "Factor", "GramStart", "GramEpoch",
-    "GramFit",
+    "GramFit", "fold_path", "FoldPath",
     # Plain functions and constants shared with the data objects.
     "merge_moments", "keep_downhill", "gram_moments", "reshift", "ROUNDING_EPS", "EPS64",
     "FIT_PATIENCE",
@@ -293,6 +293,7 @@ class _Specs:
         self.wide_mat = tf.TensorSpec([None, None], tf.float64)
         self.wide_num = wide_num = tf.TensorSpec([], tf.float64)
         self.wide_vec = wide = tf.TensorSpec([None], tf.float64)
+        self.wide_mat3 = tf.TensorSpec([None, None, None], tf.float64)
         self.moments = Moments(wide_num, wide, wide, wide, wide)
         self.problem = Problem(self.data, mat, vec, vec, vec, vec, vec, vec, vec, vec, num, num)
         self.descent = Descent(mat, mat, mat, mat, vec, count)
@@ -1455,3 +1456,86 @@ def gram_fit(head, body, Y, s, shift_x, shift_y, fit_intercept, alpha, tol):
     epoch = gram_refine(start.problem, solved.factor, V, G_data, J_data, start.state.best,
                         start.state.n_bad, progress, tol)  # fmt: skip
     return GramFit(gamma, centre, solved, epoch)
+
+
+# ----------------------------------------------------------------------------
+# Cross-validation over a grid of alphas, from the folds' statistics.
+
+
+class FoldPath(NamedTuple):
+    """What :func:`fold_path` returns, float64."""
+
+    mse: tf.Tensor  # (n_alphas, n_folds, n_targets) weighted held-out mean squared error
+    coef: tf.Tensor  # (n_alphas, n_folds, p, n_targets) each fold's coefficients
+    intercept: tf.Tensor  # (n_alphas, n_folds, n_targets)
+
+
+@_compiled(lambda t: [t.wide_mat3, t.wide_vec, t.count, t.wide_vec, t.flag])
+def fold_path(grams, centre, p, alphas, fit_intercept):
+    """Fit every (alpha, fold) pair from the folds' statistics, and score it on its fold.
+
+    ``grams[k]`` is the augmented Gram matrix of fold ``k``'s held-out rows
+    (:class:`skl_tfreg._statistics.Statistics` with groups), about ``centre``,
+    for ``p`` features; a last matrix may hold rows that no fold holds out (its
+    scores are then meaningless, and ignored). Fold ``k`` trains on
+    every row but its own: the total minus ``grams[k]``. Each pair minimises
+    J on those rows, ``(C / S + alpha I) w = c / S`` with ``C``, ``c`` the
+    (centred, with an intercept) scatter of the training rows, by a Cholesky
+    factorization of the system scaled to a unit diagonal (an eigendecomposition
+    with a pseudo-inverse where that fails: ``alpha = 0`` on dependent columns).
+    The held-out error is a quadratic form of fold ``k``'s own statistics.
+    """
+    wide = tf.float64
+    k = tf.shape(centre)[0] - p
+    held = grams
+    train = tf.reduce_sum(grams, 0)[None] - held  # (K, q, q)
+    S = train[:, p, p]  # (K,)
+    sums = train[:, :, p]  # (K, q)
+    shift = tf.concat([centre[:p], tf.zeros([1], wide), centre[p:]], 0)
+    # Without an intercept the model is fitted to the raw values: move the sums to 0.
+    raw = train + shift[None, :, None] * sums[:, None, :] + sums[:, :, None] * shift[None, None, :]
+    raw += S[:, None, None] * (shift[:, None] * shift[None, :])[None]
+    centred = train - sums[:, :, None] * sums[:, None, :] / S[:, None, None]
+    M = tf.where(fit_intercept, centred, raw) / S[:, None, None]
+    xx, xy = M[:, :p, :p], M[:, :p, p + 1 :]  # (K, p, p), (K, p, k)
+    scale = tf.linalg.diag_part(xx)[None] + alphas[:, None, None]  # (A, K, p)
+    d = tf.sqrt(tf.where(scale > 0, scale, tf.ones_like(scale)))
+    system = xx[None] / (d[..., :, None] * d[..., None, :])
+    system += tf.linalg.diag(alphas[:, None, None] / tf.square(d))
+    rhs = xy[None] / d[..., :, None]  # (A, K, p, k)
+    v = _solve_spd(system, rhs)
+    coef = v / d[..., :, None]
+    # Predictions about the centre: r = (x - c_x) w + (b + c_x w - c_y) - (y - c_y).
+    mean = shift[None, :] + sums / S[:, None]  # (K, q): the training rows' means
+    x_mean = tf.where(fit_intercept, mean[:, :p], tf.zeros_like(mean[:, :p]))
+    y_mean = tf.where(fit_intercept, mean[:, p + 1 :], tf.zeros_like(mean[:, p + 1 :]))
+    intercept = y_mean[None] - tf.einsum("kp,akpt->akt", x_mean, coef)
+    offset = intercept + tf.einsum("p,akpt->akt", centre[:p], coef) - centre[p:][None, None]
+    A = tf.shape(alphas)[0]
+    eye_y = tf.broadcast_to(-tf.eye(k, dtype=wide)[None, None], [A, tf.shape(held)[0], k, k])
+    beta = tf.concat([coef, offset[:, :, None, :], eye_y], axis=2)  # (A, K, q, k)
+    quad = tf.einsum("akqt,kqr,akrt->akt", beta, held, beta)
+    mse = tf.maximum(quad, 0.0) / held[:, p, p][None, :, None]
+    return FoldPath(mse, coef, intercept)
+
+
+def _solve_spd(system, rhs):
+    """Solve symmetric positive semi-definite systems; a pseudo-inverse where singular."""
+    L = tf.linalg.cholesky(system)
+    pivots = tf.linalg.diag_part(L)
+    good = tf.reduce_all(tf.math.is_finite(L), axis=[-2, -1])
+    good &= tf.reduce_all(tf.square(pivots) > 1e3 * EPS64, axis=-1)
+    eye = tf.eye(tf.shape(system)[-1], batch_shape=tf.shape(system)[:-2], dtype=system.dtype)
+    chol = tf.linalg.cholesky_solve(tf.where(good[..., None, None], L, eye), rhs)
+
+    def pinv():
+        values, vectors = tf.linalg.eigh(system)
+        top = tf.reduce_max(tf.abs(values), axis=-1, keepdims=True)
+        n = tf.cast(tf.shape(system)[-1], system.dtype)
+        kept = values > _RANK_EPS * EPS64 * n * top
+        inverse = tf.where(kept, 1.0 / tf.where(kept, values, 1.0), 0.0)
+        projected = tf.matmul(vectors, rhs, transpose_a=True) * inverse[..., None]
+        return tf.matmul(vectors, projected)
+
+    return tf.where(good[..., None, None], chol,
+                    tf.cond(tf.reduce_all(good), lambda: chol, pinv))  # fmt: skip

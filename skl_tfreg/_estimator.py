@@ -54,8 +54,97 @@ _NEW_MODEL_HINT = "set warm_start=False to fit a new model"
 # Sparse X trains as given in these formats (others are converted to CSR), never densified.
 _SPARSE_FORMATS = ["csr", "csc", "coo"]
 
+
+class _LinearModel(RegressorMixin, BaseEstimator):
+    """What the package's regressors share: validation, ``predict``, tags.
+
+    ``_scales`` names the parameters that must not overflow the data's dtype.
+    """
+
+    _scales = ()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.input_tags.sparse = True
+        return tags
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "coef_")
+
+    def _validate_training_data(
+        self, X, y, sample_weight, *, reset, dtype=None, finite=False, chunk=False
+    ):
+        """Return the validated :class:`_Arrays`: X, y as (n_samples, n_targets), the weights.
+
+        Unless ``finite``, X is not scanned for NaN and infinity here: the first
+        product of the fit (the weighted column sums) shows them, and then
+        :meth:`_check_result` raises scikit-learn's own error, before any step.
+        A ``chunk`` of a stream may have weights summing to 0 (the stream's total
+        is checked once it is read).
+        """
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=_SPARSE_FORMATS,
+            dtype=[np.float64, np.float32] if dtype is None else dtype,
+            y_numeric=True,
+            multi_output=True,
+            reset=reset,
+            # A sparse X's stored values are few: scanning them costs little.
+            ensure_all_finite=finite or sp.issparse(X),
+        )
+        for name in self._scales:
+            if getattr(self, name) > float(np.finfo(X.dtype).max):
+                raise ValueError(
+                    f"{name}={getattr(self, name)} overflows {X.dtype.name}, the dtype of "
+                    f"this fit; use a smaller {name} or float64 data."
+                )
+        y = np.asarray(y, dtype=X.dtype)
+        # A chunk of a stream may carry no weight at all, which scikit-learn >= 1.9
+        # refuses: it is checked as ones, and its zeros are put back.
+        silent = chunk and sample_weight is not None and not np.any(sample_weight)
+        sample_weight = _check_sample_weight(
+            np.ones(np.shape(sample_weight)) if silent else sample_weight, X, dtype=X.dtype,
+            ensure_non_negative=True,
+        ) * (0 if silent else 1)  # fmt: skip
+        with np.errstate(over="ignore"):
+            total = sample_weight.sum()
+        if not total > 0 and not chunk:  # scikit-learn < 1.9 lets all-zero weights through
+            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
+        if not np.isfinite(total):
+            raise ValueError(
+                f"The sample_weight sum overflows {X.dtype.name}; rescale the weights (only "
+                "their ratios matter)."
+            )
+        return _Arrays(X, y.reshape(len(y), -1), sample_weight, y.ndim == 1)
+
+    def predict(self, X):
+        """Predict ``X @ coef_.T + intercept_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            Predicted values.
+        """
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, accept_sparse=_SPARSE_FORMATS, dtype=[np.float64, np.float32], reset=False
+        )
+        # A product that underflows to zero changes no sum it is part of; numpy < 2 reports
+        # it from matmul under np.errstate(under="raise"), numpy 2 does not.
+        with np.errstate(under="ignore"):
+            return np.asarray(X @ self.coef_.T) + self.intercept_
+
+
 # scikit-learn >= 1.9 has a callback API (set_callbacks, ProgressBar); older ones do not.
-_BASES = (RegressorMixin, BaseEstimator)
+_BASES = (_LinearModel,)
 if CallbackSupportMixin is not None:
     _BASES = (CallbackSupportMixin, *_BASES)
 
@@ -215,6 +304,7 @@ class SGDL2Regressor(*_BASES):
     [3.] 2.0
     """
 
+    _scales = ("alpha", "eta0")
     _parameter_constraints: dict = {
         "alpha": [Interval(Real, 0, None, closed="left")],
         "fit_intercept": ["boolean"],
@@ -270,60 +360,6 @@ class SGDL2Regressor(*_BASES):
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        tags.input_tags.sparse = True
-        return tags
-
-    def _validate_training_data(
-        self, X, y, sample_weight, *, reset, dtype=None, finite=False, chunk=False
-    ):
-        """Return the validated :class:`_Arrays`: X, y as (n_samples, n_targets), the weights.
-
-        Unless ``finite``, X is not scanned for NaN and infinity here: the first
-        product of the fit (the weighted column sums) shows them, and then
-        :meth:`_check_result` raises scikit-learn's own error, before any step.
-        A ``chunk`` of a stream may have weights summing to 0 (the stream's total
-        is checked once it is read).
-        """
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=_SPARSE_FORMATS,
-            dtype=[np.float64, np.float32] if dtype is None else dtype,
-            y_numeric=True,
-            multi_output=True,
-            reset=reset,
-            # A sparse X's stored values are few: scanning them costs little.
-            ensure_all_finite=finite or sp.issparse(X),
-        )
-        for name in ("alpha", "eta0"):
-            if getattr(self, name) > float(np.finfo(X.dtype).max):
-                raise ValueError(
-                    f"{name}={getattr(self, name)} overflows {X.dtype.name}, the dtype of "
-                    f"this fit; use a smaller {name} or float64 data."
-                )
-        y = np.asarray(y, dtype=X.dtype)
-        # A chunk of a stream may carry no weight at all, which scikit-learn >= 1.9
-        # refuses: it is checked as ones, and its zeros are put back.
-        silent = chunk and sample_weight is not None and not np.any(sample_weight)
-        sample_weight = _check_sample_weight(
-            np.ones(np.shape(sample_weight)) if silent else sample_weight, X, dtype=X.dtype,
-            ensure_non_negative=True,
-        ) * (0 if silent else 1)  # fmt: skip
-        with np.errstate(over="ignore"):
-            total = sample_weight.sum()
-        if not total > 0 and not chunk:  # scikit-learn < 1.9 lets all-zero weights through
-            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
-        if not np.isfinite(total):
-            raise ValueError(
-                f"The sample_weight sum overflows {X.dtype.name}; rescale the weights (only "
-                "their ratios matter)."
-            )
-        return _Arrays(X, y.reshape(len(y), -1), sample_weight, y.ndim == 1)
 
     def _check_targets(self, Y, single, action):
         fitted = 1 if np.ndim(self.coef_) == 1 else self.coef_.shape[0]
@@ -528,9 +564,6 @@ class SGDL2Regressor(*_BASES):
                 attributes = {n: getattr(self, n) for n in _FITTED if fitted and hasattr(self, n)}
                 callbacks.close(attributes)
         return self
-
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "coef_")
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
@@ -866,28 +899,6 @@ class SGDL2Regressor(*_BASES):
                 ConvergenceWarning,
                 stacklevel=4,  # fit's caller: scikit-learn's fit context
             )
-
-    def predict(self, X):
-        """Predict ``X @ coef_.T + intercept_``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Samples.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
-            Predicted values.
-        """
-        check_is_fitted(self)
-        X = validate_data(
-            self, X, accept_sparse=_SPARSE_FORMATS, dtype=[np.float64, np.float32], reset=False
-        )
-        # A product that underflows to zero changes no sum it is part of; numpy < 2 reports
-        # it from matmul under np.errstate(under="raise"), numpy 2 does not.
-        with np.errstate(under="ignore"):
-            return np.asarray(X @ self.coef_.T) + self.intercept_
 
     def save(self, path):
         """Save the estimator to ``path`` in a safe format (no pickle).

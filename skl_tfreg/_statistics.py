@@ -26,6 +26,7 @@ their sums to them exactly, and add them up.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -122,6 +123,17 @@ def _shift(X, Y, s):
         return np.where(constant, head[0], mean)
 
 
+def _whole(X, Y, s, offset):
+    """Yield the chunk itself: the ``split`` of :class:`Statistics` with one group."""
+    yield 0, X, Y, s
+
+
+def _total(groups):
+    """Return the sum of a replica's group Gram matrices, or None if it has none."""
+    present = [g for g in groups if g is not None]
+    return None if not present else present[0] if len(present) == 1 else sum(present)
+
+
 def _dense(X):
     return X.toarray() if sp.issparse(X) else np.asarray(X)
 
@@ -155,13 +167,21 @@ class Statistics(Stream):
     too_wide : callable or None
         ``too_wide(X)`` of the first chunk's X: if true, raise :class:`TooWide`
         before any sum or collective (``not cheaper(X)`` for ``precompute="auto"``).
+    groups : tuple of (int, callable) or None
+        ``(n_groups, split)`` to keep the Gram matrices of groups of rows apart
+        (the folds of a cross-validation): ``split(X, Y, s, offset)`` yields
+        ``(group, X_g, Y_g, s_g)`` for the rows of a chunk in each group, where
+        ``offset`` counts the rows of the chunks before it. ``grams`` then holds
+        one Gram matrix per group, all about ``centre``, and ``gamma`` their sum.
+        None: one group.
     """
 
-    def __init__(self, chunks, *, replicas=LOCAL, too_wide=None):
+    def __init__(self, chunks, *, replicas=LOCAL, too_wide=None, groups=None):
         self.chunks, self.replicas = chunks, replicas
         self.batch_size, self.shuffle, self.dtype = None, False, None
+        n_groups, split = (1, _whole) if groups is None else groups
         n = replicas.n
-        grams, shifts, counts = [None] * n, [None] * n, [0] * n
+        grams, shifts, counts = [[None] * n_groups for _ in range(n)], [None] * n, [0] * n
         self._seen = (0, 0.0)
         try:
             for index, (X, Y, s) in enumerate(chunks()):
@@ -172,6 +192,7 @@ class Statistics(Stream):
                     self.n_features, self.n_targets = X.shape[1], Y.shape[1]
                 r = index % n
                 X = X.tocsr() if sp.issparse(X) else X  # rows to take (COO has none)
+                offset = self._seen[0]
                 self._seen = (self._seen[0] + X.shape[0], self._seen[1] + float(s.sum()))
                 counts[r] += X.shape[0]
                 if not s.sum() > 0:  # no weight: nothing to add
@@ -179,12 +200,15 @@ class Statistics(Stream):
                 # Each chunk is summed about its own shift (in the data's dtype: the
                 # kernel subtracts it there), then moved to its replica's first one.
                 shift = _shift(X, Y, s).astype(X.dtype).astype(np.float64)
-                with replicas.device(r):
-                    gamma = self._chunk(X, Y, s, shift)
-                if shifts[r] is None:
-                    shifts[r], grams[r] = shift, gamma
-                else:
-                    grams[r] = grams[r] + _reshift(gamma, shift, shifts[r], self.n_features)
+                shifts[r] = shift if shifts[r] is None else shifts[r]
+                for g, X_g, Y_g, s_g in split(X, Y, s, offset):
+                    if X_g.shape[0] == 0:
+                        continue
+                    with replicas.device(r):
+                        gamma = self._chunk(X_g, Y_g, s_g, shift)
+                    if shift is not shifts[r]:
+                        gamma = _reshift(gamma, shift, shifts[r], self.n_features)
+                    grams[r][g] = gamma if grams[r][g] is None else grams[r][g] + gamma
             if self.dtype is None:
                 raise ValueError("The stream yielded no batches: it has no rows to fit.")
         except TooWide:
@@ -202,11 +226,16 @@ class Statistics(Stream):
         return sum(compute(*piece, shift_x, shift_y).numpy() for piece in _pieces(X, Y, s))
 
     def _combine(self, grams, shifts, counts):
-        """Agree on the global means, move every replica's sums to them, add them up."""
+        """Agree on the global means, move every replica's sums to them, add them up.
+
+        ``grams[r][g]`` is replica ``r``'s Gram matrix of group ``g`` about
+        ``shifts[r]`` (None where it has no rows of weight).
+        """
         p, k = self.n_features, self.n_targets
+        totals = [_total(groups) for groups in grams]
         moments = [
             None if g is None else _moments(g, shift, p)
-            for g, shift in zip(grams, shifts, strict=True)
+            for g, shift in zip(totals, shifts, strict=True)
         ]
         layout = (p, k, self.dtype.size)
         stats, self.n_samples = self.replicas.combine(moments, counts, layout)
@@ -219,12 +248,30 @@ class Statistics(Stream):
             centre = np.where(spread == 0, own, centre)
         zeros = np.zeros((p + 1 + k, p + 1 + k))
         parts = [
-            (tf.constant(zeros if g is None else _reshift(g, shift, centre, p)),)
-            for g, shift in zip(grams, shifts, strict=True)
-        ]
-        (self.gamma,) = self.replicas.all_reduce(parts)
+            (tf.constant(np.stack([zeros if g is None else _reshift(g, shift, centre, p)
+                                   for g in groups])),)
+            for groups, shift in zip(grams, shifts, strict=True)
+        ]  # fmt: skip
+        (self.grams,) = self.replicas.all_reduce(parts)  # one collective for every group
+        self.gamma = self.grams[0] if len(grams[0]) == 1 else tf.reduce_sum(self.grams, 0)
         self.centre = centre
         self.stats = stats  # for a Stream's passes; prepare puts the statistics' own
+
+    def select_targets(self, columns):
+        """Return these statistics for the targets ``columns`` alone (a shallow copy).
+
+        Its passes read the same chunks and keep those columns of Y.
+        """
+        other = copy.copy(self)
+        p = self.n_features
+        keep = np.r_[np.arange(p + 1), p + 1 + np.asarray(columns)]
+        other.gamma = tf.gather(tf.gather(self.gamma, keep, axis=0), keep, axis=1)
+        other.grams = tf.gather(tf.gather(self.grams, keep, axis=1), keep, axis=2)
+        other.centre = np.r_[self.centre[:p], self.centre[p:][columns]]
+        other.n_targets = len(columns)
+        chunks = self.chunks
+        other.chunks = lambda: ((X, Y[:, columns], s) for X, Y, s in chunks())
+        return other
 
     def overflowing(self):
         """Return the names of what overflows the statistics: columns, y, sample_weight.

@@ -1,8 +1,8 @@
-"""Every scikit-learn estimator check, on the default and on a mini-batch configuration."""
+"""Every scikit-learn estimator check: the default, a mini-batch configuration, the CV."""
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skl_tfreg import SGDL2Regressor
+from skl_tfreg import SGDL2Regressor, SGDL2RegressorCV
 
 _MINIBATCH_WEIGHTS = (
     "Mini-batch SGD is stochastic in the batch composition: a row of weight 3 is one "
@@ -17,13 +17,13 @@ MINIBATCH_EXPECTED_FAILURES = {
 
 
 def _expected_failures(estimator):
-    if estimator.batch_size == "auto":
+    if getattr(estimator, "batch_size", "auto") == "auto":
         return {}  # the default must pass every check, with no exception
     return MINIBATCH_EXPECTED_FAILURES
 
 
 @parametrize_with_checks(
-    [SGDL2Regressor(), SGDL2Regressor(batch_size=4, random_state=0)],
+    [SGDL2Regressor(), SGDL2Regressor(batch_size=4, random_state=0), SGDL2RegressorCV()],
     expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible_estimator(estimator, check):

@@ -153,6 +153,50 @@ def test_mirrored_strategy_splits_the_rows_over_two_devices():
         assert difference <= 1e-10 and coef == 0.0 and intercept <= 1e-10, (name, out)
 
 
+_MIRRORED_CV = """
+import json, os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from skl_tfreg import SGDL2RegressorCV, _distributed
+rng = np.random.default_rng(0)
+n = 2000
+X = rng.standard_normal((n, 5)) * np.logspace(-1, 1, 5) + 3.0
+y = X @ rng.standard_normal(5) + 1.0 + rng.standard_normal(n)
+s = rng.random(n)
+alphas = [1e-4, 1e-2, 1.0]
+plain = SGDL2RegressorCV(alphas=alphas).fit(X, y, sample_weight=s)
+calls = []
+all_reduce = _distributed.Replicas.all_reduce
+def counting(self, parts, failed=False):
+    calls.append(1)
+    return all_reduce(self, parts, failed)
+_distributed.Replicas.all_reduce = counting
+strategy = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+with strategy.scope():
+    two = SGDL2RegressorCV(alphas=alphas).fit(X, y, sample_weight=s)
+out = dict(
+    mse=float(np.abs(two.mse_path_ / plain.mse_path_ - 1).max()),
+    coef=float(np.abs(two.coef_ - plain.coef_).max() / np.abs(plain.coef_).max()),
+    alpha=[two.alpha_, plain.alpha_], all_reduces=len(calls), epochs=two.n_iter_,
+    replicas=strategy.num_replicas_in_sync,
+)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow  # a fresh process with two logical CPU devices: about 10 s
+def test_cross_validation_under_a_strategy_all_reduces_the_folds_once():
+    ((code, stdout, stderr),) = _run_all([_MIRRORED_CV], timeout=300)
+    assert code == 0, stderr[-2000:]
+    out = _last_json(stdout)
+    assert out["replicas"] == 2 and out["alpha"][0] == out["alpha"][1]
+    assert out["mse"] <= 1e-10 and out["coef"] <= 1e-10, out
+    # One all-reduce for every fold's statistics, one per checking pass of the final fit.
+    assert out["all_reduces"] == 1 + out["epochs"], out
+
+
 _WORKER = """
 import json, os, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import skl_tfreg._batching
+import skl_tfreg._cv
 import skl_tfreg._demo
 import skl_tfreg._estimator
 from skl_tfreg import SGDL2Regressor
@@ -20,7 +21,9 @@ def test_docs_pages_run(page):
     assert result.failed == 0 and result.attempted > 0
 
 
-@pytest.mark.parametrize("module", [skl_tfreg._batching, skl_tfreg._demo, skl_tfreg._estimator])
+@pytest.mark.parametrize(
+    "module", [skl_tfreg._batching, skl_tfreg._cv, skl_tfreg._demo, skl_tfreg._estimator]
+)
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
