@@ -40,7 +40,7 @@ from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import skl_tfreg  # noqa: E402
-from skl_tfreg import SGDL2Regressor  # noqa: E402
+from skl_tfreg import SGDL2Regressor, SGDL2RegressorCV  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -324,6 +324,29 @@ def stream(repeats):
                 passes_passes=passes_passes, gap=_gap(X, y, alpha, est, best))  # fmt: skip
 
 
+def cross_validation(repeats):
+    """Case 8: 20 alphas x 5 folds on 200,000 x 30 float64, against GridSearchCV(Ridge)."""
+    X, y = _standardized(200_000, 30, np.float64, seed=4)
+    y = y + np.random.default_rng(4).normal(size=len(y))
+    alphas = np.logspace(-6, 1, 20)
+    n_train = len(y) * 4 // 5
+
+    def ours():
+        return SGDL2RegressorCV(alphas=alphas, cv=5).fit(X, y)
+
+    def grid():
+        # The same models: Ridge penalises the sum of squares, so alpha * n_train.
+        ridge = {"alpha": list(alphas * n_train)}
+        return GridSearchCV(Ridge(), ridge, cv=5, scoring="neg_mean_squared_error").fit(X, y)
+
+    ours()  # warm-up: traces
+    (t_ours, t_grid), (cv, search) = _interleaved([ours, grid], repeats)
+    ridge_mse = -np.array([search.cv_results_[f"split{k}_test_score"] for k in range(5)]).T
+    return dict(ours=t_ours, grid=t_grid, ratio=t_ours / t_grid, target=0.5,
+                mse_error=float(np.abs(cv.mse_path_ / ridge_mse - 1).max()),
+                same_alpha=bool(cv.alpha_ * n_train == search.best_params_["alpha"]))  # fmt: skip
+
+
 # ---------------------------------------------------------------------- report
 
 
@@ -365,8 +388,8 @@ def _verdict(value, target):
 
 def report(r):
     """The results as the markdown of docs/benchmarks.md."""
-    s, t, h, m, g, f, st = (r[k] for k in ("small", "optimum", "throughput", "memory", "search",
-                                            "first", "stream"))  # fmt: skip
+    s, t, h, m, g, f, st, cv = (r[k] for k in ("small", "optimum", "throughput", "memory",
+                                                "search", "first", "stream", "cv"))  # fmt: skip
     keras = "not run (keras missing)" if np.isnan(t["keras"]) else (
         f"{_ms(t['keras'])}, gap {t['keras_gap']:.1e} ({_count(t['epochs'], 'epoch')}, batch "
         f"{t.get('keras_batch')})"
@@ -409,6 +432,11 @@ def report(r):
          f"{_ms(st['ours'])}, {st['passes']} passes, gap {st['gap']:.1e}",
          f"data passes {_ms(st['passes_time'])}, {st['passes_passes']} passes",
          f"{st['ratio']:.2f}x", "<= 2 passes", "met" if st["passes"] <= 2 else "missed"),
+        ("8. SGDL2RegressorCV, 20 alphas x 5 folds, 200,000 x 30",
+         f"{_ms(cv['ours'])}, mse_path_ within {cv['mse_error']:.0e} of Ridge's"
+         f"{', same alpha' if cv['same_alpha'] else ', another alpha'}",
+         f"GridSearchCV(Ridge) {_ms(cv['grid'])}", f"{cv['ratio']:.2f}x", "<= 0.5x",
+         _verdict(cv["ratio"], 0.5)),
     ]  # fmt: skip
     lines = [
         "# Benchmarks",
@@ -436,7 +464,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     repeats = dict(small=10 if args.quick else 60, optimum=2 if args.quick else 12,
                    throughput=2 if args.quick else 5, search=1 if args.quick else 3,
-                   stream=1 if args.quick else 3)  # fmt: skip
+                   stream=1 if args.quick else 3, cv=1 if args.quick else 3)  # fmt: skip
     results = {"repeats": repeats}
     for name, run in [
         ("first", lambda: first_fit(2 if args.quick else 5)),
@@ -446,6 +474,7 @@ def main(argv=None):
         ("memory", lambda: memory(200_000 if args.quick else 2_000_000)),
         ("search", lambda: search(repeats["search"])),
         ("stream", lambda: stream(repeats["stream"])),
+        ("cv", lambda: cross_validation(repeats["cv"])),
     ]:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         results[name] = run()

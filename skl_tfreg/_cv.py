@@ -236,7 +236,7 @@ class SGDL2RegressorCV(_LinearModel):
                     "GroupKFold, StratifiedKFold, ...; not ShuffleSplit)."
                 )
             fold_of[test] = k
-            if train.size + test.size != n or np.intersect1d(train, test).size:
+            if train.size + test.size != n or np.any(fold_of[train] == k):
                 raise ValueError(
                     f"Fold {k} of cv={self.cv!r} does not train on every row it does not hold "
                     "out; SGDL2RegressorCV sums the statistics of the held-out rows and "
