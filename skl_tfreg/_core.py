@@ -1404,11 +1404,12 @@ def reshift(gamma, shift, centre, p):
     1), so ``Gamma' = Gamma + g delta^T + delta g^T + S delta delta^T`` with
     ``g = Gamma[:, p]``: exact algebra on float64 sums.
     """
-    delta = shift - centre
-    delta = tf.concat([delta[:p], tf.zeros([1], delta.dtype), delta[p:]], 0)
-    g, S = gamma[:, p], gamma[p, p]
-    outer = g[:, None] * delta[None, :]
-    return gamma + outer + tf.transpose(outer) + S * (delta[:, None] * delta[None, :])
+    delta = shift - centre  # (..., p + k): a stack of matrices moves each by its own
+    delta = tf.concat([delta[..., :p], tf.zeros_like(delta[..., :1]), delta[..., p:]], -1)
+    g, S = gamma[..., :, p], gamma[..., p, p]
+    outer = g[..., :, None] * delta[..., None, :]
+    square = S[..., None, None] * (delta[..., :, None] * delta[..., None, :])
+    return gamma + outer + tf.linalg.matrix_transpose(outer) + square
 
 
 class GramFit(NamedTuple):
@@ -1470,14 +1471,14 @@ class FoldPath(NamedTuple):
     intercept: tf.Tensor  # (n_alphas, n_folds, n_targets)
 
 
-@_compiled(lambda t: [t.wide_mat3, t.wide_vec, t.count, t.wide_vec, t.flag])
-def fold_path(grams, centre, p, alphas, fit_intercept):
+@_compiled(lambda t: [t.wide_mat3, t.wide_mat, t.wide_vec, t.count, t.wide_vec, t.flag])
+def fold_path(grams, anchors, centre, p, alphas, fit_intercept):
     """Fit every (alpha, fold) pair from the folds' statistics, and score it on its fold.
 
     ``grams[k]`` is the augmented Gram matrix of fold ``k``'s held-out rows
-    (:class:`skl_tfreg._statistics.Statistics` with groups), about ``centre``,
-    for ``p`` features; a last matrix may hold rows that no fold holds out (its
-    scores are then meaningless, and ignored). Fold ``k`` trains on
+    (:class:`skl_tfreg._statistics.Statistics` with groups) about their mean
+    ``anchors[k]``, for ``p`` features; a last matrix may hold rows that no fold
+    holds out (it trains every fold; its own scores mean nothing). Fold ``k`` trains on
     every row but its own: the total minus ``grams[k]``. Each pair minimises
     J on those rows, ``(C / S + alpha I) w = c / S`` with ``C``, ``c`` the
     (centred, with an intercept) scatter of the training rows, by a Cholesky
@@ -1488,7 +1489,8 @@ def fold_path(grams, centre, p, alphas, fit_intercept):
     wide = tf.float64
     k = tf.shape(centre)[0] - p
     held = grams
-    train = tf.reduce_sum(grams, 0)[None] - held  # (K, q, q)
+    moved = reshift(grams, anchors, centre[None], p)  # about the one centre
+    train = tf.reduce_sum(moved, 0)[None] - moved  # (K, q, q)
     S = train[:, p, p]  # (K,)
     sums = train[:, :, p]  # (K, q)
     shift = tf.concat([centre[:p], tf.zeros([1], wide), centre[p:]], 0)
@@ -1505,12 +1507,13 @@ def fold_path(grams, centre, p, alphas, fit_intercept):
     rhs = xy[None] / d[..., :, None]  # (A, K, p, k)
     v = _solve_spd(system, rhs)
     coef = v / d[..., :, None]
-    # Predictions about the centre: r = (x - c_x) w + (b + c_x w - c_y) - (y - c_y).
+    # Residuals about a fold's mean a: r = (x - a_x) w + (b + a_x w - a_y) - (y - a_y).
     mean = shift[None, :] + sums / S[:, None]  # (K, q): the training rows' means
     x_mean = tf.where(fit_intercept, mean[:, :p], tf.zeros_like(mean[:, :p]))
     y_mean = tf.where(fit_intercept, mean[:, p + 1 :], tf.zeros_like(mean[:, p + 1 :]))
     intercept = y_mean[None] - tf.einsum("kp,akpt->akt", x_mean, coef)
-    offset = intercept + tf.einsum("p,akpt->akt", centre[:p], coef) - centre[p:][None, None]
+    # The held-out rows' sums are about their mean: the residual's constant there.
+    offset = intercept + tf.einsum("kp,akpt->akt", anchors[:, :p], coef) - anchors[None, :, p:]
     A = tf.shape(alphas)[0]
     eye_y = tf.broadcast_to(-tf.eye(k, dtype=wide)[None, None], [A, tf.shape(held)[0], k, k])
     beta = tf.concat([coef, offset[:, :, None, :], eye_y], axis=2)  # (A, K, q, k)

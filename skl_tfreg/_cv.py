@@ -267,22 +267,21 @@ class SGDL2RegressorCV(_LinearModel):
         from . import _core
 
         p = stats.n_features
-        grams = stats.grams.numpy()
-        held = grams[:n_folds].reshape(n_folds, *grams.shape[1:])
+        grams = stats.grams.numpy()  # each fold's held-out rows, then rows held in always
+        S = grams[:, p, p]
         for k in range(n_folds):
-            S_k = held[k, p, p]
-            if not S_k > 0 or not grams[:, p, p].sum() - S_k > 0:
-                side = "held-out" if not S_k > 0 else "training"
+            if not S[k] > 0 or not S.sum() - S[k] > 0:
+                side = "held-out" if not S[k] > 0 else "training"
                 raise ValueError(
                     f"The {side} rows of fold {k} have sample_weight summing to zero; every "
                     "fold needs weight on both sides."
                 )
         alphas = given if given is not None else _data_grid(stats, int(self.alphas))
         path = _core.kernel(_core.fold_path, tf.float64)(
-            tf.constant(held), tf.constant(stats.centre), tf.constant(p, tf.int32),
-            tf.constant(alphas), tf.constant(bool(self.fit_intercept)),
+            stats.grams, tf.constant(stats.anchors), tf.constant(stats.centre),
+            tf.constant(p, tf.int32), tf.constant(alphas), tf.constant(bool(self.fit_intercept)),
         )  # fmt: skip
-        mse = path.mse.numpy()  # (n_alphas, n_folds, n_targets)
+        mse = path.mse.numpy()[:, :n_folds]  # (n_alphas, n_folds, n_targets)
         if not np.all(np.isfinite(mse)):
             raise ValueError("The held-out errors are not finite; rescale X or y.")
         if self.alpha_per_target and not single:

@@ -128,10 +128,13 @@ def _whole(X, Y, s, offset):
     yield 0, X, Y, s
 
 
-def _total(groups):
-    """Return the sum of a replica's group Gram matrices, or None if it has none."""
-    present = [g for g in groups if g is not None]
-    return None if not present else present[0] if len(present) == 1 else sum(present)
+def _total(groups, shifts, base, p):
+    """Return a replica's group Gram matrices summed about ``base``, or None if none."""
+    present = [(g, shift) for g, shift in zip(groups, shifts, strict=True) if g is not None]
+    if len(present) == 1 and present[0][1] is base:
+        return present[0][0]
+    moved = [g if shift is base else _reshift(g, shift, base, p) for g, shift in present]
+    return sum(moved) if moved else None
 
 
 def _dense(X):
@@ -172,8 +175,8 @@ class Statistics(Stream):
         (the folds of a cross-validation): ``split(X, Y, s, offset)`` yields
         ``(group, X_g, Y_g, s_g)`` for the rows of a chunk in each group, where
         ``offset`` counts the rows of the chunks before it. ``grams`` then holds
-        one Gram matrix per group, all about ``centre``, and ``gamma`` their sum.
-        None: one group.
+        one Gram matrix per group, each about its rows' mean (``anchors``), and
+        ``gamma`` their sum about ``centre``. None: one group.
     """
 
     def __init__(self, chunks, *, replicas=LOCAL, too_wide=None, groups=None):
@@ -181,7 +184,8 @@ class Statistics(Stream):
         self.batch_size, self.shuffle, self.dtype = None, False, None
         n_groups, split = (1, _whole) if groups is None else groups
         n = replicas.n
-        grams, shifts, counts = [[None] * n_groups for _ in range(n)], [None] * n, [0] * n
+        grams = [[None] * n_groups for _ in range(n)]
+        shifts, counts = [[None] * n_groups for _ in range(n)], [0] * n
         self._seen = (0, 0.0)
         try:
             for index, (X, Y, s) in enumerate(chunks()):
@@ -197,17 +201,18 @@ class Statistics(Stream):
                 counts[r] += X.shape[0]
                 if not s.sum() > 0:  # no weight: nothing to add
                     continue
-                # Each chunk is summed about its own shift (in the data's dtype: the
-                # kernel subtracts it there), then moved to its replica's first one.
-                shift = _shift(X, Y, s).astype(X.dtype).astype(np.float64)
-                shifts[r] = shift if shifts[r] is None else shifts[r]
+                # Each chunk (each group's rows of it) is summed about its own shift (in
+                # the data's dtype: the kernel subtracts it there), then moved to the
+                # first shift of its replica's group.
                 for g, X_g, Y_g, s_g in split(X, Y, s, offset):
-                    if X_g.shape[0] == 0:
+                    if not s_g.sum() > 0:
                         continue
+                    shift = _shift(X_g, Y_g, s_g).astype(X.dtype).astype(np.float64)
+                    shifts[r][g] = shift if shifts[r][g] is None else shifts[r][g]
                     with replicas.device(r):
                         gamma = self._chunk(X_g, Y_g, s_g, shift)
-                    if shift is not shifts[r]:
-                        gamma = _reshift(gamma, shift, shifts[r], self.n_features)
+                    if shift is not shifts[r][g]:
+                        gamma = _reshift(gamma, shift, shifts[r][g], self.n_features)
                     grams[r][g] = gamma if grams[r][g] is None else grams[r][g] + gamma
             if self.dtype is None:
                 raise ValueError("The stream yielded no batches: it has no rows to fit.")
@@ -229,13 +234,18 @@ class Statistics(Stream):
         """Agree on the global means, move every replica's sums to them, add them up.
 
         ``grams[r][g]`` is replica ``r``'s Gram matrix of group ``g`` about
-        ``shifts[r]`` (None where it has no rows of weight).
+        ``shifts[r][g]`` (both None where it has no rows of weight). With one
+        group, ``grams`` holds its matrix about ``centre``; with several, each
+        group's about its own mean (``anchors[g]``), which keeps the digits of
+        sums over rows far from the global mean (a fold's held-out error).
         """
         p, k = self.n_features, self.n_targets
-        totals = [_total(groups) for groups in grams]
+        bases = [next((b for b in group if b is not None), None) for group in shifts]
+        totals = [_total(groups, group, base, p) for groups, group, base
+                  in zip(grams, shifts, bases, strict=True)]  # fmt: skip
         moments = [
-            None if g is None else _moments(g, shift, p)
-            for g, shift in zip(totals, shifts, strict=True)
+            None if g is None else _moments(g, base, p)
+            for g, base in zip(totals, bases, strict=True)
         ]
         layout = (p, k, self.dtype.size)
         stats, self.n_samples = self.replicas.combine(moments, counts, layout)
@@ -243,19 +253,48 @@ class Statistics(Stream):
         # A column constant on every row keeps its value exactly (every replica's shift
         # is that value), not the rounded global mean: its deviations stay exactly 0.
         spread = np.concatenate([np.asarray(stats.x_m2), np.asarray(stats.y_m2)])
-        own = next((shift for shift in shifts if shift is not None), None)
+        own = next((base for base in bases if base is not None), None)
         if own is not None:
             centre = np.where(spread == 0, own, centre)
+        n_groups = len(grams[0])
+        anchors = centre[None] if n_groups == 1 else self._anchors(grams, shifts, centre, spread)
         zeros = np.zeros((p + 1 + k, p + 1 + k))
-        parts = [
-            (tf.constant(np.stack([zeros if g is None else _reshift(g, shift, centre, p)
-                                   for g in groups])),)
-            for groups, shift in zip(grams, shifts, strict=True)
-        ]  # fmt: skip
+
+        def moved(groups, group):
+            pairs = zip(groups, group, anchors, strict=True)
+            return np.stack([zeros if g is None else _reshift(g, b, a, p) for g, b, a in pairs])
+
+        parts = [(tf.constant(moved(*pair)),) for pair in zip(grams, shifts, strict=True)]
         (self.grams,) = self.replicas.all_reduce(parts)  # one collective for every group
-        self.gamma = self.grams[0] if len(grams[0]) == 1 else tf.reduce_sum(self.grams, 0)
+        self.anchors = anchors
+        if n_groups == 1:
+            self.gamma = self.grams[0]
+        else:
+            moved = _core.reshift(self.grams, tf.constant(anchors), tf.constant(centre), p)
+            self.gamma = tf.reduce_sum(moved, 0)
         self.centre = centre
         self.stats = stats  # for a Stream's passes; prepare puts the statistics' own
+
+    def _anchors(self, grams, shifts, centre, spread):
+        """Return each group's mean over every replica (one all-reduce), float64.
+
+        A group without weight, and a column constant everywhere, keep ``centre``.
+        """
+        p = self.n_features
+        rows = []
+        for groups, group in zip(grams, shifts, strict=True):
+            sums = np.zeros((len(groups), centre.size + 1))
+            for g, (gamma, shift) in enumerate(zip(groups, group, strict=True)):
+                if gamma is not None:
+                    S = gamma[p, p]
+                    sums[g] = np.r_[S, np.delete(gamma[:, p], p) + S * shift]
+            rows.append((tf.constant(sums),))
+        (total,) = self.replicas.all_reduce(rows)
+        total = total.numpy()
+        S = total[:, :1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            means = total[:, 1:] / S
+        return np.where((S > 0) & (spread != 0), means, centre)
 
     def select_targets(self, columns):
         """Return these statistics for the targets ``columns`` alone (a shallow copy).
@@ -268,6 +307,7 @@ class Statistics(Stream):
         other.gamma = tf.gather(tf.gather(self.gamma, keep, axis=0), keep, axis=1)
         other.grams = tf.gather(tf.gather(self.grams, keep, axis=1), keep, axis=2)
         other.centre = np.r_[self.centre[:p], self.centre[p:][columns]]
+        other.anchors = np.c_[self.anchors[:, :p], self.anchors[:, p:][:, columns]]
         other.n_targets = len(columns)
         chunks = self.chunks
         other.chunks = lambda: ((X, Y[:, columns], s) for X, Y, s in chunks())

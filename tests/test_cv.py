@@ -170,3 +170,25 @@ def test_inputs_are_not_modified(rng):
     before = [a.copy() for a in (X, y, s)]
     SGDL2RegressorCV(alphas=ALPHAS).fit(X, y, sample_weight=s)
     assert all(np.array_equal(a, b) for a, b in zip(before, (X, y, s), strict=True))
+
+
+def test_folds_far_from_the_mean_keep_their_digits():
+    # KFold on the seed's sorted data holds out blocks 2,000 rows from the mean, on a fit
+    # whose error is 1e-9 of y's variance: each fold's statistics are kept about its own
+    # mean, or the held-out error would lose 4e-6 of itself (found while documenting).
+    rng = np.random.default_rng(0)
+    X = np.arange(10_000.0).reshape(-1, 1)
+    y = 3.657 * X[:, 0] + 2.5 + 0.33 * rng.standard_normal(10_000)
+    reg = SGDL2RegressorCV(alphas=ALPHAS, cv=5).fit(X, y)
+    expected = _ridge_path(X, y, np.ones(len(y)), list(KFold(5).split(X)), ALPHAS)
+    np.testing.assert_allclose(reg.mse_path_, expected, rtol=1e-6)
+
+
+def test_rows_never_held_out_train_every_fold(rng):
+    X, y, s = _data(rng, n=300)
+    always = np.arange(240, 300)  # in every training set, in no test set
+    tests = np.array_split(np.arange(240), 4)
+    folds = [(np.setdiff1d(np.arange(300), test), test) for test in tests]
+    reg = SGDL2RegressorCV(alphas=ALPHAS, cv=folds).fit(X, y, sample_weight=s)
+    assert all(np.isin(always, train).all() for train, _ in folds)
+    np.testing.assert_allclose(reg.mse_path_, _ridge_path(X, y, s, folds, ALPHAS), rtol=1e-6)

@@ -1,4 +1,4 @@
-"""docs/examples/seed_experiment.py runs, draws its figures and finds what its page reports."""
+"""The docs' examples run, draw their figures and find what their pages report."""
 
 import importlib.util
 from pathlib import Path
@@ -63,3 +63,17 @@ def test_seed_experiment_fits_the_closed_form_and_draws_its_figures(tmp_path, ca
     for name in ("closed form", "Ridge(alpha=alpha*n)", "SGDL2Regressor()", "batch_size=100"):
         assert name in printed
     assert f"{full.coef_[0]:.10f}" in printed and f"{mini.intercept_:.10f}" in printed
+
+
+@pytest.mark.slow  # 150 Ridge fits besides the cross-validation: about 5 s
+def test_tuning_alpha_example_agrees_with_the_grid_search_and_draws_the_path(tmp_path):
+    results = _example("tuning_alpha").run(tmp_path / "images", n=2000)
+    data = results["path"].read_bytes()
+    assert data.startswith(PNG_SIGNATURE) and len(data) > 1000
+    cv, grid = results["cv"], results["grid"]
+    assert cv.alpha_ * results["n_train"] == pytest.approx(grid.best_params_["alpha"])
+    ridge = -np.array([grid.cv_results_[f"split{k}_test_score"] for k in range(5)]).T
+    np.testing.assert_allclose(cv.mse_path_, ridge, rtol=1e-6)
+    # The U the figure shows: the chosen alpha beats both ends of the grid.
+    mean = cv.mse_path_.mean(axis=1)
+    assert mean.min() < mean[0] and mean.min() < mean[-1]
