@@ -246,7 +246,7 @@ def _start_tensorflow():
     ``TF_CPP_MIN_LOG_LEVEL`` says; later, on a machine without a GPU, it logs
     "failed call to cuInit" as an error. The command line reports its own
     errors, and these lines read like failures to a newcomer: the level is set
-    to errors only (``TF_CPP_MIN_LOG_LEVEL=3``, unless the caller set one), and
+    to fatal errors only (``TF_CPP_MIN_LOG_LEVEL=3``, unless the caller set one), and
     the import runs with stderr held in a file, shown only if the import fails.
     A caller who sets ``TF_CPP_MIN_LOG_LEVEL`` (0 shows everything) sees it all.
     """

@@ -1481,9 +1481,9 @@ def fold_path(grams, anchors, centre, p, alphas, fit_intercept):
     holds out (it trains every fold; its own scores mean nothing). Fold ``k`` trains on
     every row but its own: the total minus ``grams[k]``. Each pair minimises
     J on those rows, ``(C / S + alpha I) w = c / S`` with ``C``, ``c`` the
-    (centred, with an intercept) scatter of the training rows, by a Cholesky
-    factorization of the system scaled to a unit diagonal (an eigendecomposition
-    with a pseudo-inverse where that fails: ``alpha = 0`` on dependent columns).
+    (centred, with an intercept) scatter of the training rows, by an
+    eigendecomposition of the system (scaled to a unit diagonal where alpha > 0;
+    a pseudo-inverse, the coefficients of least norm, where it is singular).
     The held-out error is a quadratic form of fold ``k``'s own statistics.
     """
     wide = tf.float64
@@ -1500,12 +1500,16 @@ def fold_path(grams, anchors, centre, p, alphas, fit_intercept):
     centred = train - sums[:, :, None] * sums[:, None, :] / S[:, None, None]
     M = tf.where(fit_intercept, centred, raw) / S[:, None, None]
     xx, xy = M[:, :p, :p], M[:, :p, p + 1 :]  # (K, p, p), (K, p, k)
+    # With alpha > 0 the system is scaled to a unit diagonal (its conditioning); with
+    # alpha = 0 it is not, so that the pseudo-inverse gives the coefficients of least
+    # norm in the caller's units, as LinearRegression and gram_solve do.
     scale = tf.linalg.diag_part(xx)[None] + alphas[:, None, None]  # (A, K, p)
-    d = tf.sqrt(tf.where(scale > 0, scale, tf.ones_like(scale)))
+    scaled = (alphas[:, None, None] > 0) & (scale > 0)
+    d = tf.sqrt(tf.where(scaled, scale, tf.ones_like(scale)))
     system = xx[None] / (d[..., :, None] * d[..., None, :])
     system += tf.linalg.diag(alphas[:, None, None] / tf.square(d))
     rhs = xy[None] / d[..., :, None]  # (A, K, p, k)
-    v = _solve_spd(system, rhs)
+    v = _solve_psd(system, rhs)
     coef = v / d[..., :, None]
     # Residuals about a fold's mean a: r = (x - a_x) w + (b + a_x w - a_y) - (y - a_y).
     mean = shift[None, :] + sums / S[:, None]  # (K, q): the training rows' means
@@ -1522,23 +1526,17 @@ def fold_path(grams, anchors, centre, p, alphas, fit_intercept):
     return FoldPath(mse, coef, intercept)
 
 
-def _solve_spd(system, rhs):
-    """Solve symmetric positive semi-definite systems; a pseudo-inverse where singular."""
-    L = tf.linalg.cholesky(system)
-    pivots = tf.linalg.diag_part(L)
-    good = tf.reduce_all(tf.math.is_finite(L), axis=[-2, -1])
-    good &= tf.reduce_all(tf.square(pivots) > 1e3 * EPS64, axis=-1)
-    eye = tf.eye(tf.shape(system)[-1], batch_shape=tf.shape(system)[:-2], dtype=system.dtype)
-    chol = tf.linalg.cholesky_solve(tf.where(good[..., None, None], L, eye), rhs)
+def _solve_psd(system, rhs):
+    """Solve symmetric positive semi-definite systems by eigendecomposition.
 
-    def pinv():
-        values, vectors = tf.linalg.eigh(system)
-        top = tf.reduce_max(tf.abs(values), axis=-1, keepdims=True)
-        n = tf.cast(tf.shape(system)[-1], system.dtype)
-        kept = values > _RANK_EPS * EPS64 * n * top
-        inverse = tf.where(kept, 1.0 / tf.where(kept, values, 1.0), 0.0)
-        projected = tf.matmul(vectors, rhs, transpose_a=True) * inverse[..., None]
-        return tf.matmul(vectors, projected)
-
-    return tf.where(good[..., None, None], chol,
-                    tf.cond(tf.reduce_all(good), lambda: chol, pinv))  # fmt: skip
+    Eigenvalues hidden by rounding (below ``_RANK_EPS`` epsilons of the largest,
+    times the size) are dropped: a pseudo-inverse, which never fails on a
+    singular system (``alpha = 0`` on dependent or constant columns).
+    """
+    values, vectors = tf.linalg.eigh(system)
+    top = tf.reduce_max(tf.abs(values), axis=-1, keepdims=True)
+    n = tf.cast(tf.shape(system)[-1], system.dtype)
+    kept = values > _RANK_EPS * EPS64 * n * top
+    inverse = tf.where(kept, 1.0 / tf.where(kept, values, tf.ones_like(values)), 0.0)
+    projected = tf.matmul(vectors, rhs, transpose_a=True) * inverse[..., None]
+    return tf.matmul(vectors, projected)

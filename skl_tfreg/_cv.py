@@ -24,6 +24,11 @@ from ._estimator import SGDL2Regressor, _LinearModel, _StartingPoint
 
 __all__ = ["SGDL2RegressorCV"]
 
+#: The widest data cross-validated: every (alpha, fold) system is held at once, of
+#: at most ``MAX_SYSTEM_VALUES`` float64 values in all (1 GiB).
+MAX_FEATURES = 2048
+MAX_SYSTEM_VALUES = 2**27
+
 #: The decades of the data-derived grid: ``alphas=n`` spans ``v * 10**2`` down to
 #: ``v * 10**-6``, ``v`` the mean variance of the columns.
 GRID_DECADES = (2.0, -6.0)
@@ -57,7 +62,8 @@ class SGDL2RegressorCV(_LinearModel):
         The folds, as in scikit-learn: an int ``K`` gives ``KFold(K)`` (no
         shuffling); a splitter or an iterable of ``(train, test)`` index
         arrays must hold every row out at most once and train on all the
-        others (KFold, GroupKFold, StratifiedKFold, ...; not ShuffleSplit). In
+        others (KFold, GroupKFold with ``groups`` given to :meth:`fit`, ...; not
+        ShuffleSplit). In
         :meth:`fit_stream` it must be an int: row ``r`` of the stream (counted
         from 0 across its batches) is held out in fold ``r % K``.
     fit_intercept : bool, default=True
@@ -146,7 +152,7 @@ class SGDL2RegressorCV(_LinearModel):
         return alphas
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, groups=None):
         """Cross-validate every alpha of the grid, then fit at the best on all rows.
 
         Parameters
@@ -157,6 +163,8 @@ class SGDL2RegressorCV(_LinearModel):
             Targets.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; the held-out errors are weighted by them too.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels for a splitter that uses them (``GroupKFold``).
 
         Returns
         -------
@@ -167,11 +175,19 @@ class SGDL2RegressorCV(_LinearModel):
         from ._statistics import Statistics, row_blocks
 
         given = self._grid()
+        self._clear()
         replicas = _distributed.current_replicas()
-        arrays = self._validate_training_data(X, y, sample_weight, reset=True,
-                                              finite=replicas is not None)  # fmt: skip
-        X, Y, s = arrays.X, arrays.Y, arrays.sample_weight
-        fold_of, n_folds = self._folds(X, Y, s, arrays.single)
+        with _distributed.together(replicas) as agreement:
+            under = replicas is not None  # a worker's own weights may all be 0
+            arrays = self._validate_training_data(X, y, sample_weight, reset=True,
+                                                  finite=under, chunk=under)  # fmt: skip
+            X, Y, s = arrays.X, arrays.Y, arrays.sample_weight
+            fold_of, n_folds = self._folds(X, Y, s, arrays.single, groups)
+            self._check_width(X.shape[1], given, n_folds)
+            if under:
+                start = _StartingPoint(None, None, None)
+                params = {**self.get_params(deep=False), "n_folds": n_folds}
+                agreement["fingerprint"] = _distributed.fingerprint(params, X.dtype, start)
         shards = 1 if replicas is None else replicas.n
         stats = Statistics(row_blocks(X, Y, s, shards), replicas=replicas or _local(),
                            groups=(n_folds + 1, _by_index(fold_of, n_folds)))  # fmt: skip
@@ -205,12 +221,18 @@ class SGDL2RegressorCV(_LinearModel):
                 "fit_stream holds row r of the stream out in fold r % cv, so cv must be an "
                 f"int >= 2; got cv={self.cv!r}."
             )
+        self._clear()
         n_folds = int(self.cv)
         read = _streaming.epoch_reader(source)
         reader = SGDL2Regressor()  # validates each batch, as its own fit_stream does
         chunks, layout = reader._validated_chunks(read, warm=False)
         replicas = _distributed.current_replicas()
-        stats = Statistics(chunks, replicas=replicas or _local(),
+
+        def too_wide(X):
+            self._check_width(X.shape[1], given, n_folds)
+            return False
+
+        stats = Statistics(chunks, replicas=replicas or _local(), too_wide=too_wide,
                            groups=(n_folds, _by_position(n_folds)))  # fmt: skip
         self._check_statistics(stats)
         self.n_features_in_ = reader.n_features_in_
@@ -219,12 +241,31 @@ class SGDL2RegressorCV(_LinearModel):
             self.feature_names_in_ = np.asarray(names, dtype=object)
         return self._finish_fit(stats, n_folds, given, layout["single"], None)
 
-    def _folds(self, X, Y, s, single):
+    def _clear(self):
+        """Forget an earlier fit: a fit that fails leaves the estimator unfitted."""
+        for name in ("coef_", "intercept_", "n_iter_", "alpha_", "alphas_", "mse_path_",
+                     "n_features_in_", "feature_names_in_"):  # fmt: skip
+            self.__dict__.pop(name, None)
+
+    def _check_width(self, p, given, n_folds):
+        """Refuse a grid whose (alpha, fold) systems would not fit in memory."""
+        n_alphas = int(self.alphas) if given is None else given.size
+        values = n_alphas * n_folds * p * p
+        if p > MAX_FEATURES or values > MAX_SYSTEM_VALUES:
+            raise ValueError(
+                f"SGDL2RegressorCV solves every (alpha, fold) pair at once from the "
+                f"statistics: {n_alphas} alphas x {n_folds} folds of {p} features need "
+                f"{8 * values / 2**30:.1f} GiB, and it takes at most {MAX_FEATURES} features "
+                f"and {8 * MAX_SYSTEM_VALUES // 2**30} GiB; use fewer alphas (and several "
+                "calls), or GridSearchCV over SGDL2Regressor."
+            )
+
+    def _folds(self, X, Y, s, single, groups=None):
         """Return each row's fold (``n_folds`` for rows never held out) and ``n_folds``."""
         n = X.shape[0]
         cv = check_cv(self.cv)
         fold_of = np.full(n, -1)
-        splits = list(cv.split(X, Y[:, 0] if single else Y))
+        splits = list(cv.split(X, Y[:, 0] if single else Y, groups))
         for k, (train, test) in enumerate(splits):
             test, train = np.asarray(test), np.asarray(train)
             if test.size == 0:
@@ -233,14 +274,14 @@ class SGDL2RegressorCV(_LinearModel):
                 raise ValueError(
                     f"Fold {k} of cv={self.cv!r} holds out rows that an earlier fold held "
                     "out; SGDL2RegressorCV needs every row held out at most once (KFold, "
-                    "GroupKFold, StratifiedKFold, ...; not ShuffleSplit)."
+                    "GroupKFold, ...; not ShuffleSplit)."
                 )
             fold_of[test] = k
             if train.size + test.size != n or np.any(fold_of[train] == k):
                 raise ValueError(
                     f"Fold {k} of cv={self.cv!r} does not train on every row it does not hold "
                     "out; SGDL2RegressorCV sums the statistics of the held-out rows and "
-                    "trains on the rest (KFold, GroupKFold, StratifiedKFold, ...)."
+                    "trains on the rest (KFold, GroupKFold, ...)."
                 )
         if len(splits) < 2:
             raise ValueError(f"cv={self.cv!r} gives {len(splits)} fold; at least 2 are needed.")
@@ -289,10 +330,10 @@ class SGDL2RegressorCV(_LinearModel):
             alpha = alphas[best]
         else:
             alpha = alphas[int(np.argmin(mse.mean(axis=(1, 2))))]
+        self._refit(stats, np.atleast_1d(alpha), single, X)
         self.alphas_ = alphas
         self.mse_path_ = mse[:, :, 0] if single else mse
         self.alpha_ = alpha if np.ndim(alpha) else float(alpha)
-        self._refit(stats, np.atleast_1d(alpha), single, X)
         return self
 
     def _refit(self, stats, alpha, single, X):
@@ -308,12 +349,23 @@ class SGDL2RegressorCV(_LinearModel):
             reg = SGDL2Regressor(alpha=float(value), fit_intercept=self.fit_intercept,
                                  max_iter=self.max_iter, tol=self.tol)  # fmt: skip
             result = reg._train(data, _StartingPoint(None, None, None), check_random_state(0),
-                                max_iter=self.max_iter)  # fmt: skip
+                                max_iter=self.max_iter, fallback=_passes(data))  # fmt: skip
             reg._finish(result, data, single=False, X=X)
             coef[columns], intercept[columns] = reg.coef_, reg.intercept_
             self.n_iter_ = max(self.n_iter_, reg.n_iter_)
         self.coef_ = coef[0] if single else coef
         self.intercept_ = intercept[0] if single else intercept
+
+
+def _passes(stats):
+    """Return the fallback of a final fit on ``stats``: the data passes of its rows."""
+
+    def passes():
+        from ._streaming import Stream
+
+        return Stream(stats.chunks, replicas=stats.replicas)
+
+    return passes
 
 
 def _local():

@@ -27,7 +27,9 @@ def _ridge_path(X, y, s, folds, alphas, fit_intercept=True):
     mse = np.empty((len(alphas), len(folds)))
     for i, alpha in enumerate(alphas):
         for k, (train, test) in enumerate(folds):
-            ridge = Ridge(alpha=alpha * s[train].sum(), fit_intercept=fit_intercept)
+            # SVD: at alpha = 0 on dependent columns, the coefficients of least norm.
+            ridge = Ridge(alpha=alpha * s[train].sum(), fit_intercept=fit_intercept,
+                          solver="svd" if alpha == 0 else "auto")  # fmt: skip
             ridge.fit(X[train], y[train], sample_weight=s[train])
             residual = ridge.predict(X[test]) - y[test]
             mse[i, k] = np.sum(s[test] * residual**2) / s[test].sum()
@@ -192,3 +194,48 @@ def test_rows_never_held_out_train_every_fold(rng):
     reg = SGDL2RegressorCV(alphas=ALPHAS, cv=folds).fit(X, y, sample_weight=s)
     assert all(np.isin(always, train).all() for train, _ in folds)
     np.testing.assert_allclose(reg.mse_path_, _ridge_path(X, y, s, folds, ALPHAS), rtol=1e-6)
+
+
+def test_alpha_zero_on_dependent_and_constant_columns_is_least_squares(rng):
+    X, y, s = _data(rng, n=200, p=4)
+    X = np.c_[X, X[:, 0], np.full(200, 2.0)]  # a repeated column and a constant one
+    folds = list(KFold(4).split(X))
+    reg = SGDL2RegressorCV(alphas=[0.0, 1e-3], cv=4).fit(X, y, sample_weight=s)
+    expected = _ridge_path(X, y, s, folds, [0.0, 1e-3])
+    np.testing.assert_allclose(reg.mse_path_, expected, rtol=1e-6)
+
+
+def test_group_k_fold_takes_the_groups(rng):
+    from sklearn.model_selection import GroupKFold
+
+    X, y, s = _data(rng, n=300)
+    groups = np.arange(300) % 7
+    reg = SGDL2RegressorCV(alphas=ALPHAS, cv=GroupKFold(3)).fit(X, y, s, groups=groups)
+    folds = list(GroupKFold(3).split(X, y, groups))
+    np.testing.assert_allclose(reg.mse_path_, _ridge_path(X, y, s, folds, ALPHAS), rtol=1e-6)
+
+
+def test_too_many_systems_are_refused_before_any_pass(rng, monkeypatch):
+    import skl_tfreg._cv as cv_module
+
+    X, y, s = _data(rng, n=100)
+    monkeypatch.setattr(cv_module, "MAX_SYSTEM_VALUES", 4 * 5 * 6 * 6 - 1)
+    with pytest.raises(ValueError, match="4 alphas x 5 folds of 6 features need"):
+        SGDL2RegressorCV(alphas=ALPHAS).fit(X, y)
+    source, reads = _counting(X, y, s, rows=50)
+    with pytest.raises(ValueError, match="4 alphas x 5 folds of 6 features need"):
+        SGDL2RegressorCV(alphas=ALPHAS).fit_stream(source)
+    assert len(reads) == 1  # refused at the first batch
+
+
+def test_a_new_fit_forgets_the_old_one(rng):
+    import pandas as pd
+
+    X, y, s = _data(rng)
+    reg = SGDL2RegressorCV(alphas=ALPHAS).fit(pd.DataFrame(X, columns=list("abcdef")), y)
+    source, _ = _counting(X, y, s, rows=64)
+    reg.fit_stream(source)
+    assert not hasattr(reg, "feature_names_in_")
+    with pytest.raises(ValueError):
+        reg.fit(X[:, :0], y)
+    assert not hasattr(reg, "coef_") and not hasattr(reg, "alpha_")
