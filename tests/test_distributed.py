@@ -88,20 +88,28 @@ def test_a_strategy_it_cannot_use_is_named():
             SGDL2Regressor(early_stopping=True).fit(X, y)
 
 
-_MIRRORED = """
+# A process whose CPU is two logical devices (set before TensorFlow starts), and a
+# MirroredStrategy over them.
+_TWO_DEVICES = """
 import json, os
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import numpy as np, scipy.sparse as sp, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from skl_tfreg import SGDL2Regressor
+devices = [d.name for d in tf.config.list_logical_devices("CPU")]
 rng = np.random.default_rng(0)
+"""
+
+_MIRRORED = (
+    _TWO_DEVICES
+    + """
+from skl_tfreg import SGDL2Regressor
 n = 3000
 X = rng.standard_normal((n, 6)) * np.logspace(-2, 2, 6) + 1e3 * (np.arange(6) == 5)
 y = X @ rng.standard_normal(6) + 3 + 0.1 * rng.standard_normal(n)
 s = rng.random(n)
 plain = SGDL2Regressor(alpha=1e-3).fit(X, y, sample_weight=s)
-strategy = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+strategy = tf.distribute.MirroredStrategy(devices)
 
 def batches():
     return ((X[i:i + 400], y[i:i + 400], s[i:i + 400]) for i in range(0, n, 400))
@@ -137,6 +145,7 @@ out["replicas"] = strategy.num_replicas_in_sync
 out["plain_epochs"] = plain.n_iter_
 print(json.dumps(out))
 """
+)
 
 
 @pytest.mark.slow  # a fresh process with two logical CPU devices: about 10 s
@@ -153,14 +162,10 @@ def test_mirrored_strategy_splits_the_rows_over_two_devices():
         assert difference <= 1e-10 and coef == 0.0 and intercept <= 1e-10, (name, out)
 
 
-_MIRRORED_CV = """
-import json, os
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-import numpy as np, tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+_MIRRORED_CV = (
+    _TWO_DEVICES
+    + """
 from skl_tfreg import SGDL2RegressorCV, _distributed
-rng = np.random.default_rng(0)
 n = 2000
 X = rng.standard_normal((n, 5)) * np.logspace(-1, 1, 5) + 3.0
 y = X @ rng.standard_normal(5) + 1.0 + rng.standard_normal(n)
@@ -173,7 +178,7 @@ def counting(self, parts, failed=False):
     calls.append(1)
     return all_reduce(self, parts, failed)
 _distributed.Replicas.all_reduce = counting
-strategy = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+strategy = tf.distribute.MirroredStrategy(devices)
 with strategy.scope():
     two = SGDL2RegressorCV(alphas=alphas).fit(X, y, sample_weight=s)
 out = dict(
@@ -184,6 +189,7 @@ out = dict(
 )
 print(json.dumps(out))
 """
+)
 
 
 @pytest.mark.slow  # a fresh process with two logical CPU devices: about 10 s
