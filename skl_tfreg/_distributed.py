@@ -142,7 +142,7 @@ def fingerprint(params, dtype, start):
     arrays, state = [start.coef_init, start.intercept_init], start.state
     if state is not None:
         arrays += [*state.moments, *(state.direction or ()), state.best]
-        digest.update(repr((sorted(state.steps.items()), state.n_bad, state.t)).encode())
+        digest.update(repr((sorted(dict(state.steps).items()), state.n_bad, state.t)).encode())
     for array in arrays:
         if array is not None:
             digest.update(np.ascontiguousarray(array).tobytes())

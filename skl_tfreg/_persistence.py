@@ -297,7 +297,8 @@ def _state_parts(state):
         arrays["_train_state.direction.dW"] = np.asarray(dW)
         arrays["_train_state.direction.db"] = np.asarray(db)
     arrays["_train_state.best"] = np.asarray(state.best)
-    steps = [[_json_value(list(k)), _json_value(list(v))] for k, v in state.steps.items()]
+    pairs = dict(state.steps).items()
+    steps = [[_json_value(list(k)), _json_value(list(v))] for k, v in pairs]
     return {"n_bad": int(state.n_bad), "t": int(state.t), "steps": steps}, arrays
 
 
@@ -743,7 +744,7 @@ def _state(scalars, arrays):
     return TrainState(
         moments=moments,
         direction=direction,
-        steps=steps,
+        steps=tuple(steps.items()),
         best=arrays.pop("_train_state.best"),
         n_bad=_nonneg_int(scalars, "n_bad"),
         t=_nonneg_int(scalars, "t"),

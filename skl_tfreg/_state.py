@@ -21,10 +21,12 @@ class TrainState(NamedTuple):
     (``partial_fit`` merges each chunk into them; they define the
     preconditioner). ``direction`` is the last conjugate-gradient direction in
     the caller's units, ``(dW, db)`` (None after any other step rule), so that it
-    survives a change of preconditioner. ``steps`` maps a step rule to its
-    current ``(eta, n_reductions)``: ``("adaptive", eta0)`` and
-    ``("auto", batch_size)`` (mini-batch), so that a chunk trained under another
-    rule or batch size does not reset them. ``best`` and ``n_bad`` are the
+    survives a change of preconditioner. ``steps`` pairs a step rule with its
+    current ``(eta, n_reductions)``, ``((rule, parameter), (eta, n_reductions))``
+    for ``("adaptive", eta0)`` and ``("auto", batch_size)`` (mini-batch), so that
+    a chunk trained under another rule or batch size does not reset them; a tuple
+    of pairs, not a dict keyed by tuples, so that skops can save it
+    (``dict(steps)`` is the mapping). ``best`` and ``n_bad`` are the
     progress rule's reference (lowest objective, lowest gradient norm) and its
     count of epochs without progress; ``partial_fit`` carries the count only,
     judging each chunk against its own objective at the start of the call.

@@ -551,7 +551,7 @@ def _result(trainer, t_before):
     new_state = TrainState(
         moments=tuple(np.asarray(m) for m in start.moments),
         direction=direction,
-        steps=schedule.saved_steps(),
+        steps=tuple(schedule.saved_steps().items()),
         best=np.asarray(trainer.best, dtype=np.float64),
         n_bad=int(trainer.n_bad),
         t=trainer.t,

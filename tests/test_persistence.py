@@ -123,10 +123,10 @@ def test_round_trip_keeps_the_state_that_matters(tmp_path):
     est, *_ = _fitted("early_stopping")
     assert est.validation_scores_.dtype == np.float64 and len(est.validation_scores_) > 1
     est, *_ = _fitted("minibatch_adaptive")
-    (key, value), = est._train_state.steps.items()  # fmt: skip
+    ((key, value),) = est._train_state.steps
     assert key == ("adaptive", 0.02) and value[1] > 0
     loaded = _round_trip(est, tmp_path)
-    assert loaded._train_state.steps == {key: value}
+    assert loaded._train_state.steps == ((key, value),)
     est, *_ = _fitted("stopped_early")
     assert est._train_state.direction is not None
     est, *_ = _fitted("float32_2d")
@@ -659,3 +659,56 @@ def test_savedmodel_needs_a_fitted_model(tmp_path):
 def test_persistence_does_not_import_the_estimator():
     source = Path(_persistence.__file__).read_text(encoding="utf-8")
     assert "_estimator" not in source
+
+
+# --------------------------------------------------------------------------- skops
+
+
+def _skops_round_trip(obj):
+    import skops.io as sio
+
+    data = sio.dumps(obj)
+    untrusted = sio.get_untrusted_types(data=data)
+    return sio.loads(data, trusted=untrusted), untrusted
+
+
+@pytest.mark.parametrize("case", [*CASES, "sparse", "cv"])
+def test_pipelines_round_trip_through_skops(case):
+    """Whole pipelines in scikit-learn's safe format, with the package's types only."""
+    import scipy.sparse as sp
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MaxAbsScaler, StandardScaler
+
+    from skl_tfreg import SGDL2RegressorCV
+
+    est, X, y = _fitted("1d" if case in ("sparse", "cv") else case)
+    if case == "sparse":
+        X = sp.csr_matrix(X)
+    if case == "cv":
+        est = SGDL2RegressorCV(alphas=[1e-4, 1e-2, 1.0])
+    scaler = (MaxAbsScaler() if case == "sparse" else StandardScaler()).fit(X)
+    if case == "partial_fit":  # chunks behind a fitted scaler
+        est, Xs = SGDL2Regressor(), scaler.transform(X)
+        for chunk in np.array_split(np.arange(len(y)), 3):
+            est.partial_fit(Xs[chunk], y[chunk])
+        pipe = make_pipeline(scaler, est)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            pipe = make_pipeline(scaler, est).fit(X, y)
+    loaded, untrusted = _skops_round_trip(pipe)
+    assert all(name.startswith("skl_tfreg.") for name in untrusted), untrusted
+    np.testing.assert_array_equal(loaded.predict(X), pipe.predict(X))
+    assert_identical(pipe[-1], loaded[-1])
+
+
+@pytest.mark.parametrize("case", ["minibatch_adaptive", "partial_fit", "stopped_early"])
+def test_training_continues_exactly_after_a_skops_load(case):
+    est, X, y = _fitted(case)
+    loaded, _ = _skops_round_trip(est)
+    chunk = slice(0, 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for model in (est, loaded):
+            model.partial_fit(X[chunk], y[chunk])
+    assert_identical(est, loaded)

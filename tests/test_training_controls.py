@@ -177,7 +177,7 @@ def test_adaptive_divides_the_step_by_five_on_each_stall_and_stops_below_1e_6(rn
         warnings.simplefilter("error")
         reg = SGDL2Regressor(learning_rate="adaptive", eta0=1e-5, tol=1e-3).fit(X, y)
     assert reg.n_iter_ == 15
-    assert reg._train_state.steps[("adaptive", 1e-5)] == (pytest.approx(4e-7), 2)
+    assert dict(reg._train_state.steps)[("adaptive", 1e-5)] == (pytest.approx(4e-7), 2)
 
 
 def test_constant_and_invscaling_take_the_steps_they_name(rng):
@@ -205,11 +205,12 @@ def test_a_diverging_step_is_reduced_and_training_recovers(rng, oracle, learning
         # Force the automatic step far too high: the estimate is reached through the
         # state a warm start carries.
         _silently(reg.set_params(warm_start=True, max_iter=1).fit, X, y)
-        reg._train_state = reg._train_state._replace(steps={("auto", 16): (50.0, 0)})
+        reg._train_state = reg._train_state._replace(steps=((("auto", 16), (50.0, 0)),))
         reg.set_params(max_iter=3000)
     _silently(reg.fit, X, y)
     assert np.all(np.isfinite(reg.coef_)) and np.all(np.isfinite(reg.loss_curve_))
-    eta, _ = reg._train_state.steps[(learning_rate, 16 if learning_rate == "auto" else 50.0)]
+    steps = dict(reg._train_state.steps)
+    eta, _ = steps[(learning_rate, 16 if learning_rate == "auto" else 50.0)]
     assert eta < 1.0
     bar = GAP if batch_size == "auto" else 1e-2  # mini-batches end in SGD's noise ball
     assert oracle.gap(reg, X, y) <= bar
@@ -485,7 +486,7 @@ def test_adaptive_recovery_does_not_depend_on_reporting(rng, capsys):
     capsys.readouterr()
     np.testing.assert_array_equal(silent.coef_, loud.coef_)
     np.testing.assert_array_equal(silent.loss_curve_, loud.loss_curve_)
-    assert silent._train_state.steps[("adaptive", 0.4)][0] < 0.4  # it did recover
+    assert dict(silent._train_state.steps)[("adaptive", 0.4)][0] < 0.4  # it did recover
 
 
 def test_a_diverging_minibatch_partial_fit_still_trains_its_epoch(rng):
@@ -508,9 +509,9 @@ def test_a_remainder_chunk_keeps_the_minibatch_step_state(rng):
         for _ in range(3):
             for start in (0, 300, 600):
                 reg.partial_fit(X[start : start + 300], y[start : start + 300])
-            before = reg._train_state.steps[key]
+            before = dict(reg._train_state.steps)[key]
             reg.partial_fit(X[900:], y[900:])  # the 100-row remainder
-            assert reg._train_state.steps[key] == before
+            assert dict(reg._train_state.steps)[key] == before
 
 
 def test_huge_counts_and_parameters_beyond_the_dtype_are_clear(rng):
