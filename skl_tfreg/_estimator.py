@@ -382,7 +382,31 @@ class SGDL2Regressor(*_BASES):
             intercept = np.full_like(intercept, np.nan)  # frozen at 0 in any case
         return _StartingPoint(coef, intercept, getattr(self, "_train_state", None))
 
-    def _open(self, *, resume, check_input, check_settings=None):
+    def _given_start(self, coef_init, intercept_init, arrays):
+        """Return the :class:`_StartingPoint` of ``fit``'s ``coef_init`` and ``intercept_init``.
+
+        None when neither is given. Shapes follow ``coef_`` and ``intercept_``.
+        """
+        if coef_init is None and intercept_init is None:
+            return None
+        p, k = arrays.X.shape[1], arrays.Y.shape[1]
+        dtype = arrays.X.dtype
+        coef = intercept = None
+        if coef_init is not None:
+            coef = _initial_array("coef_init", coef_init, (p,) if arrays.single else (k, p))
+            coef = np.atleast_2d(coef).T.astype(dtype)  # (n_features, n_targets)
+        if intercept_init is not None:
+            if not self.fit_intercept:
+                raise ValueError(
+                    "intercept_init was given but fit_intercept=False fixes the intercept "
+                    "at 0; leave intercept_init out or set fit_intercept=True."
+                )
+            shapes = ((), (1,)) if arrays.single else ((k,),)
+            intercept = _initial_array("intercept_init", intercept_init, *shapes)
+            intercept = np.atleast_1d(intercept).astype(dtype)
+        return _StartingPoint(coef, intercept, None)
+
+    def _open(self, *, resume, check_input, check_settings=None, given=None):
         """Open a training call: the one opening of fit, partial_fit and fit_stream.
 
         First the settings are checked (those a tf.distribute strategy in scope
@@ -394,6 +418,8 @@ class SGDL2Regressor(*_BASES):
         and returns ``(inputs, dtype)``. Under a strategy every worker then agrees
         on the settings and the starting point before any training, and a worker
         that failed in here makes the others fail too (:mod:`skl_tfreg._distributed`).
+        ``given(inputs)``, if set, returns a starting point the caller gave
+        (``fit``'s ``coef_init`` and ``intercept_init``), or None.
 
         Returns
         -------
@@ -416,7 +442,9 @@ class SGDL2Regressor(*_BASES):
                 for name in _FITTED:
                     self.__dict__.pop(name, None)
             inputs, dtype = check_input(replicas)
-            start = self._initial_state() if resume else _StartingPoint(None, None, None)
+            start = None if given is None else given(inputs)
+            if start is None:
+                start = self._initial_state() if resume else _StartingPoint(None, None, None)
             if replicas is not None:  # only workers have anything to agree on
                 agreement["fingerprint"] = _distributed.fingerprint(params, dtype, start)
         return replicas, inputs, start
@@ -509,7 +537,7 @@ class SGDL2Regressor(*_BASES):
         return InMemory(X, Y, sample_weight, batch_size=batch_size, shuffle=self.shuffle)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, coef_init=None, intercept_init=None):
         """Fit the coefficients by gradient descent on ``J``.
 
         Parameters
@@ -521,6 +549,16 @@ class SGDL2Regressor(*_BASES):
             Targets; a 2-D ``y`` fits one model per column in the same run.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights ``s_i`` with a positive sum; ones when None.
+        coef_init : array-like of shape (n_features,) or (n_targets, n_features), default=None
+            Where the descent starts, as in SGDRegressor (keyword-only here:
+            ``sample_weight`` keeps its place, as in Ridge). It overrides
+            ``warm_start``'s coefficients, and the step rule starts afresh. A
+            fit on statistics (the default full batch) solves for the
+            minimiser directly, so there it changes nothing but where
+            ``loss_curve_`` would begin.
+        intercept_init : float or array-like of shape (n_targets,), default=None
+            The starting intercept; None takes the one that is exact for
+            ``coef_init``. Refused with ``fit_intercept=False``.
 
         Returns
         -------
@@ -528,6 +566,9 @@ class SGDL2Regressor(*_BASES):
             The fitted estimator.
         """
         warm = self._warm()
+
+        def given(arrays):
+            return self._given_start(coef_init, intercept_init, arrays)
 
         def check_input(replicas):
             # Early stopping holds rows out of training: scan them all first. Under a
@@ -541,7 +582,7 @@ class SGDL2Regressor(*_BASES):
                 self._check_targets(arrays.Y, arrays.single, _NEW_MODEL_HINT)
             return arrays, arrays.X.dtype
 
-        replicas, arrays, start = self._open(resume=warm, check_input=check_input)
+        replicas, arrays, start = self._open(resume=warm, check_input=check_input, given=given)
         rng = check_random_state(self.random_state)
         score = None
         if self.early_stopping:
@@ -960,6 +1001,23 @@ class SGDL2Regressor(*_BASES):
         check_is_fitted(self)
         export_savedmodel(self, path)
         return self
+
+
+def _initial_array(name, value, *shapes):
+    """Return ``value`` as a finite float64 array of one of ``shapes``, or raise ValueError."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an array of numbers, got {value!r}.") from None
+    if array.shape not in shapes:
+        expected = " or ".join(str(s) for s in shapes)
+        raise ValueError(
+            f"{name} has shape {array.shape}; this fit needs {expected} (the shape of "
+            f"{'coef_' if name == 'coef_init' else 'intercept_'} for these X and y)."
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return array
 
 
 def _print_progress(report):

@@ -526,3 +526,61 @@ def test_early_stopping_with_tol_none_still_stops_at_the_rounding_floor(rng):
     X, y = _ill_conditioned(rng, n=300)
     reg = SGDL2Regressor(early_stopping=True, tol=None, random_state=0, max_iter=500).fit(X, y)
     assert reg.n_iter_ < 100
+
+
+# --------------------------------------------------------------------------- coef_init
+
+
+def _start_data(rng, k=None):
+    X = rng.normal(size=(200, 3)) * [1.0, 10.0, 0.1] + [0.0, 5.0, -1.0]
+    coef = rng.normal(size=(3, k) if k else 3)
+    return X, X @ coef + 2.0 + 0.1 * rng.normal(size=(200, k) if k else 200)
+
+
+@pytest.mark.parametrize("k", [None, 2])
+def test_coef_init_and_intercept_init_are_where_the_descent_starts(rng, k):
+    X, y = _start_data(rng, k)
+    w0 = rng.normal(size=(k, 3) if k else 3)
+    b0 = rng.normal(size=k) if k else 0.75
+    tiny = dict(batch_size=20, learning_rate="constant", eta0=1e-12, max_iter=1, tol=None)
+    reg = SGDL2Regressor(**tiny).fit(X, y, coef_init=w0, intercept_init=b0)
+    np.testing.assert_allclose(reg.coef_, w0, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(reg.intercept_, b0, rtol=1e-9, atol=1e-9)
+    # Without intercept_init the intercept starts exact for coef_init.
+    reg = SGDL2Regressor(**tiny).fit(X, y, coef_init=w0)
+    Y = y if k else y[:, None]
+    exact = Y.mean(axis=0) - X.mean(axis=0) @ np.atleast_2d(w0).T
+    np.testing.assert_allclose(np.atleast_1d(reg.intercept_), exact, rtol=1e-8)
+
+
+def test_coef_init_at_the_optimum_and_with_warm_start(rng, oracle):
+    X, y = _start_data(rng)
+    best = SGDL2Regressor(alpha=1e-3).fit(X, y)  # on statistics: coef_init changes nothing
+    again = SGDL2Regressor(alpha=1e-3).fit(X, y, coef_init=np.zeros(3) + 7.0)
+    np.testing.assert_allclose(again.coef_, best.coef_, rtol=1e-9)
+    passes = SGDL2Regressor(alpha=1e-3, precompute=False)
+    passes.fit(X, y, coef_init=best.coef_, intercept_init=best.intercept_)
+    assert passes.n_iter_ <= 1 and oracle.gap(passes, X, y) <= 1e-9
+    # coef_init overrides warm_start's coefficients, as in SGDRegressor.
+    warm = SGDL2Regressor(alpha=1e-3, warm_start=True, precompute=False, max_iter=1, tol=None)
+    warm.fit(X, y)
+    warm.set_params(learning_rate="constant", eta0=1e-12, batch_size=50)
+    warm.fit(X, y, coef_init=np.ones(3), intercept_init=0.0)
+    np.testing.assert_allclose(warm.coef_, np.ones(3), atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "params, given, match",
+    [
+        ({}, dict(coef_init=[1.0, 2.0]), r"coef_init has shape \(2,\); this fit needs \(3,\)"),
+        ({}, dict(coef_init=[[1.0, 2.0, 3.0]]), r"shape \(1, 3\)"),
+        ({}, dict(coef_init=[np.nan, 1.0, 1.0]), "NaN or infinity"),
+        ({}, dict(coef_init="abc"), "array of numbers"),
+        ({}, dict(intercept_init=[1.0, 2.0]), r"intercept_init has shape \(2,\)"),
+        ({"fit_intercept": False}, dict(intercept_init=0.0), "fit_intercept=False"),
+    ],
+)
+def test_bad_starting_points_are_refused(rng, params, given, match):
+    X, y = _start_data(rng)
+    with pytest.raises(ValueError, match=match):
+        SGDL2Regressor(**params).fit(X, y, **given)
