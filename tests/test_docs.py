@@ -15,7 +15,7 @@ from skl_tfreg import SGDL2Regressor
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-@pytest.mark.parametrize("page", ["user_guide.md", "data.md", "persistence.md"])
+@pytest.mark.parametrize("page", ["user_guide.md", "data.md", "persistence.md", "migrating.md"])
 def test_docs_pages_run(page):
     result = doctest.testfile(str(DOCS / page), module_relative=False, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
