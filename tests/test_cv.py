@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.model_selection import GridSearchCV, KFold, ShuffleSplit
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -27,9 +27,10 @@ def _ridge_path(X, y, s, folds, alphas, fit_intercept=True):
     mse = np.empty((len(alphas), len(folds)))
     for i, alpha in enumerate(alphas):
         for k, (train, test) in enumerate(folds):
-            # SVD: at alpha = 0 on dependent columns, the coefficients of least norm.
-            ridge = Ridge(alpha=alpha * s[train].sum(), fit_intercept=fit_intercept,
-                          solver="svd" if alpha == 0 else "auto")  # fmt: skip
+            # At alpha = 0 on dependent columns, the coefficients of least norm: lstsq's
+            # (Ridge's SVD solver of scikit-learn 1.6 kept a singular value of rounding).
+            ridge = (LinearRegression(fit_intercept=fit_intercept) if alpha == 0 else
+                     Ridge(alpha=alpha * s[train].sum(), fit_intercept=fit_intercept))  # fmt: skip
             ridge.fit(X[train], y[train], sample_weight=s[train])
             residual = ridge.predict(X[test]) - y[test]
             mse[i, k] = np.sum(s[test] * residual**2) / s[test].sum()
