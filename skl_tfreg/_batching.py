@@ -30,7 +30,13 @@ def _as_generator(random_state):
     return np.random.default_rng(random_state)
 
 
-def iter_batches(n_samples, batch_size, *, shuffle=False, random_state=None):
+def iter_batches(
+    n_samples: int,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    random_state: int | np.random.Generator | np.random.RandomState | None = None,
+) -> Iterator[np.ndarray]:
     """Yield the row indices of one epoch, one mini-batch at a time.
 
     The batches cover ``range(n_samples)`` exactly once. All batches have
@@ -69,7 +75,12 @@ def iter_batches(n_samples, batch_size, *, shuffle=False, random_state=None):
 
 
 def iter_epochs(
-    n_samples, batch_size, *, n_epochs=None, shuffle=True, random_state=None
+    n_samples: int,
+    batch_size: int,
+    *,
+    n_epochs: int | None = None,
+    shuffle: bool = True,
+    random_state: int | np.random.Generator | np.random.RandomState | None = None,
 ) -> Iterator[Iterator[np.ndarray]]:
     """Yield one :func:`iter_batches` generator per epoch.
 
@@ -108,6 +119,6 @@ def iter_epochs(
         raise ValueError(f"n_epochs must be a non-negative integer or None, got {n_epochs!r}.")
     rng = _as_generator(random_state) if shuffle else None
     epoch = 0
-    while n_epochs is None or epoch < n_epochs:
+    while n_epochs is None or epoch < int(n_epochs):
         yield iter_batches(n_samples, batch_size, shuffle=shuffle, random_state=rng)
         epoch += 1

@@ -98,7 +98,7 @@ EPS64 = float(np.finfo(np.float64).eps)
 # implicit centring would cancel about log10 of it in digits (of 16 and of 7).
 _CENTRING_RATIO = {tf.float64: 1e3, tf.float32: 1e2}
 
-_traces = collections.Counter()
+_traces: collections.Counter[str] = collections.Counter()
 
 
 def trace_count():

@@ -12,9 +12,12 @@ pass, as :class:`~skl_tfreg.SGDL2Regressor` does.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import _fit_context
 from sklearn.model_selection import check_cv
 from sklearn.utils import check_random_state
@@ -152,7 +155,13 @@ class SGDL2RegressorCV(_LinearModel):
         return alphas
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None, groups=None):
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        groups: ArrayLike | None = None,
+    ) -> SGDL2RegressorCV:
         """Cross-validate every alpha of the grid, then fit at the best on all rows.
 
         Parameters
@@ -181,21 +190,21 @@ class SGDL2RegressorCV(_LinearModel):
             under = replicas is not None  # a worker's own weights may all be 0
             arrays = self._validate_training_data(X, y, sample_weight, reset=True,
                                                   finite=under, chunk=under)  # fmt: skip
-            X, Y, s = arrays.X, arrays.Y, arrays.sample_weight
-            fold_of, n_folds = self._folds(X, Y, s, arrays.single, groups)
-            self._check_width(X.shape[1], given, n_folds)
+            Xv, Y, s = arrays.X, arrays.Y, arrays.sample_weight
+            fold_of, n_folds = self._folds(Xv, Y, s, arrays.single, groups)
+            self._check_width(Xv.shape[1], given, n_folds)
             if under:
                 start = _StartingPoint(None, None, None)
                 params = {**self.get_params(deep=False), "n_folds": n_folds}
-                agreement["fingerprint"] = _distributed.fingerprint(params, X.dtype, start)
+                agreement["fingerprint"] = _distributed.fingerprint(params, Xv.dtype, start)
         shards = 1 if replicas is None else replicas.n
-        stats = Statistics(row_blocks(X, Y, s, shards), replicas=replicas or _local(),
+        stats = Statistics(row_blocks(Xv, Y, s, shards), replicas=replicas or _local(),
                            groups=(n_folds + 1, _by_index(fold_of, n_folds)))  # fmt: skip
-        self._check_statistics(stats, X)
-        return self._finish_fit(stats, n_folds, given, arrays.single, X)
+        self._check_statistics(stats, Xv)
+        return self._finish_fit(stats, n_folds, given, arrays.single, Xv)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit_stream(self, source):
+    def fit_stream(self, source: Callable[[], Iterable[Any]] | Any) -> SGDL2RegressorCV:
         """Cross-validate on data read in batches: one pass for every fold, one to check.
 
         Row ``r`` of the stream (counted from 0 across batches) is held out in

@@ -8,12 +8,15 @@ constructing, cloning, loading and predicting (numpy only) never start it.
 from __future__ import annotations
 
 import math
+import os
 import warnings
+from collections.abc import Callable, Iterable
 from numbers import Integral, Real
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
@@ -120,7 +123,7 @@ class _LinearModel(RegressorMixin, BaseEstimator):
             )
         return _Arrays(X, y.reshape(len(y), -1), sample_weight, y.ndim == 1)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predict ``X @ coef_.T + intercept_``.
 
         Parameters
@@ -144,12 +147,13 @@ class _LinearModel(RegressorMixin, BaseEstimator):
 
 
 # scikit-learn >= 1.9 has a callback API (set_callbacks, ProgressBar); older ones do not.
-_BASES = (_LinearModel,)
+# (Bases chosen at import are beyond a type checker: the class line says so.)
+_BASES: tuple[type, ...] = (_LinearModel,)
 if CallbackSupportMixin is not None:
     _BASES = (CallbackSupportMixin, *_BASES)
 
 
-class SGDL2Regressor(*_BASES):
+class SGDL2Regressor(*_BASES):  # type: ignore[misc]
     """Linear least squares with an L2 penalty, trained by gradient descent in TensorFlow.
 
     The model predicts ``X @ coef_.T + intercept_`` and minimises, over the
@@ -537,7 +541,15 @@ class SGDL2Regressor(*_BASES):
         return InMemory(X, Y, sample_weight, batch_size=batch_size, shuffle=self.shuffle)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None, *, coef_init=None, intercept_init=None):
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        *,
+        coef_init: ArrayLike | None = None,
+        intercept_init: ArrayLike | None = None,
+    ) -> SGDL2Regressor:
         """Fit the coefficients by gradient descent on ``J``.
 
         Parameters
@@ -607,7 +619,9 @@ class SGDL2Regressor(*_BASES):
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> SGDL2Regressor:
         """Train one epoch on a chunk of rows, continuing from the current model.
 
         The preconditioner's moments, the step rule (step size, step count
@@ -653,7 +667,7 @@ class SGDL2Regressor(*_BASES):
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit_stream(self, source):
+    def fit_stream(self, source: Callable[[], Iterable[Any]] | Any) -> SGDL2Regressor:
         """Fit on data read in batches, one pass over all of them per epoch.
 
         For data larger than memory: only one batch is held at a time. The
@@ -941,7 +955,7 @@ class SGDL2Regressor(*_BASES):
                 stacklevel=4,  # fit's caller: scikit-learn's fit context
             )
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> SGDL2Regressor:
         """Save the estimator to ``path`` in a safe format (no pickle).
 
         The file holds JSON metadata (parameters, fitted scalars, versions of
@@ -962,7 +976,7 @@ class SGDL2Regressor(*_BASES):
         return self
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike[str]) -> SGDL2Regressor:
         """Load an estimator saved by :meth:`save`.
 
         Parameters
@@ -983,7 +997,7 @@ class SGDL2Regressor(*_BASES):
         """
         return _persistence.load_model(path, cls)
 
-    def export_savedmodel(self, path):
+    def export_savedmodel(self, path: str | os.PathLike[str]) -> SGDL2Regressor:
         """Write a TensorFlow SavedModel that serves :meth:`predict`.
 
         Parameters

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterator, Sequence
 from operator import methodcaller
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = ["CSVSource", "ParquetSource"]
 
@@ -142,7 +145,7 @@ class _FileSource:
             f"batch_rows={self.batch_rows})"
         )
 
-    def __call__(self):
+    def __call__(self) -> Iterator[Any]:
         """Return an iterator over the batches of one pass through the file.
 
         Returns
@@ -152,6 +155,10 @@ class _FileSource:
             of shape (n_rows, n_features), ``y`` of shape (n_rows,).
         """
         return self._batches()
+
+    def _batches(self) -> Iterator[Any]:
+        """Yield the batches of one pass: each reader's own."""
+        raise NotImplementedError
 
     def _batch(self, data):
         """Return one batch of ``data``, whose columns are those of ``_usecols``."""
@@ -233,14 +240,14 @@ class CSVSource(_FileSource):
 
     def __init__(
         self,
-        path,
-        target=None,
+        path: str | os.PathLike[str],
+        target: str | None = None,
         *,
-        batch_rows=65536,
-        dtype=np.float64,
-        delimiter=",",
-        columns=None,
-    ):
+        batch_rows: int = 65536,
+        dtype: DTypeLike = np.float64,
+        delimiter: str = ",",
+        columns: Sequence[str] | None = None,
+    ) -> None:
         self._set_file(path, target, batch_rows, dtype)
         if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '\r\n"':
             raise ValueError(
@@ -475,7 +482,15 @@ class ParquetSource(_FileSource):
     [([[1.0], [4.0]], [3.0, 6.0]), ([[7.0]], [9.0])]
     """
 
-    def __init__(self, path, target=None, *, batch_rows=65536, dtype=np.float64, columns=None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        target: str | None = None,
+        *,
+        batch_rows: int = 65536,
+        dtype: DTypeLike = np.float64,
+        columns: Sequence[str] | None = None,
+    ) -> None:
         try:
             import pyarrow as pa
             import pyarrow.parquet as pq

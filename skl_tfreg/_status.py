@@ -47,4 +47,4 @@ _CODES = {
     Status.FLOOR: 6,
     Status.MAX_ITER: 7,
 }
-_MEMBERS = tuple(sorted(_CODES, key=_CODES.get))
+_MEMBERS = tuple(sorted(_CODES, key=_CODES.__getitem__))

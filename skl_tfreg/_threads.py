@@ -9,7 +9,7 @@ _ENVIRONMENT = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 _MAX_THREADS = 4096
 
 
-def limit_tf_threads(n_threads):
+def limit_tf_threads(n_threads: int) -> bool:
     """Cap TensorFlow's CPU thread pools at ``n_threads``, here if possible and in children.
 
     TensorFlow sizes its two CPU thread pools (within one operation, and across
