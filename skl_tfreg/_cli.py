@@ -55,11 +55,26 @@ def _number(kind, low, alternative=None):
     return convert
 
 
-def _source(path, *, target=None, batch_rows=65536, columns=None):
-    """Return the reader of a data file: Parquet for a ``.parquet`` file, else CSV."""
+def _source(path, *, target=None, batch_rows=65536, columns=None, delimiter=None, drop=None):
+    """Return the reader of a data file: Parquet for a ``.parquet`` file, else CSV.
+
+    ``drop`` names columns that are not features; with ``columns`` (a model's
+    feature names) it may not name one of them.
+    """
     if str(path).lower().endswith(".parquet"):
-        return ParquetSource(path, target, batch_rows=batch_rows, columns=columns)
-    return CSVSource(path, target, batch_rows=batch_rows, columns=columns)
+        if delimiter is not None:
+            raise ValueError(f"{path}: --delimiter applies to CSV files; this is a Parquet file.")
+        return ParquetSource(path, target, batch_rows=batch_rows, columns=columns, drop=drop)
+    return CSVSource(path, target, batch_rows=batch_rows, columns=columns, drop=drop,
+                     delimiter="," if delimiter is None else delimiter)  # fmt: skip
+
+
+def _names(text):
+    """Return the column names of ``--drop A,B``: comma-separated, spaces stripped."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"must be column names separated by commas, got {text!r}")
+    return names
 
 
 def _check_destination(path, what):
@@ -77,7 +92,8 @@ def _fit(args):
     _check_destination(args.model, "model")
     if Path(args.model).resolve() == Path(args.data).resolve():
         raise ValueError(f"{args.model}: the model file would replace the data file.")
-    source = _source(args.data, target=args.target, batch_rows=args.batch_rows)
+    source = _source(args.data, target=args.target, batch_rows=args.batch_rows,
+                     delimiter=args.delimiter, drop=args.drop)  # fmt: skip
     est = SGDL2Regressor(
         alpha=args.alpha,
         max_iter=args.max_iter,
@@ -108,19 +124,23 @@ def _format(predictions):
 def _predict(args):
     est = SGDL2Regressor.load(args.model)
     names = getattr(est, "feature_names_in_", None)
-    source = _source(args.data, batch_rows=args.batch_rows, columns=names)
+    source = _source(args.data, batch_rows=args.batch_rows, columns=names,
+                     delimiter=args.delimiter, drop=args.drop)  # fmt: skip
+    keep = None if args.keep is None else source.values(args.keep)
     if names is None and len(source.feature_names) != est.n_features_in_:
         raise ValueError(
             f"{args.data} has {len(source.feature_names)} columns but the model was fitted "
             f"on {est.n_features_in_} features (it has no feature names, so every column of "
-            "the data is a feature, in order)."
+            "the data is a feature, in order; --drop leaves columns out)."
         )
     n_targets = 1 if est.coef_.ndim == 1 else est.coef_.shape[0]
     header = (
         "prediction" if n_targets == 1 else ",".join(f"prediction_{k}" for k in range(n_targets))
     )
+    if keep is not None:
+        header = f"{_field(args.keep)},{header}"
     if args.output is None:
-        _write_predictions(est, source, header, sys.stdout)
+        _write_predictions(est, source, header, sys.stdout, keep)
         return 0
     _check_destination(args.output, "output")
     output = Path(args.output)
@@ -129,7 +149,7 @@ def _predict(args):
         "w", dir=output.parent, prefix=f".{output.name}.", suffix=".tmp", delete=False
     ) as f:
         try:
-            _write_predictions(est, source, header, f)
+            _write_predictions(est, source, header, f, keep)
         except BaseException:
             f.close()
             os.unlink(f.name)
@@ -138,14 +158,25 @@ def _predict(args):
     return 0
 
 
-def _write_predictions(est, source, header, out):
+def _write_predictions(est, source, header, out, keep=None):
+    """Write the header and one line per row: the kept column's value, if any, first."""
     out.write(header + "\n")
     with warnings.catch_warnings():
         # The columns were selected by name above; numpy batches carry none.
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         for X in source():
-            out.write(_format(est.predict(X)))
+            lines = _format(est.predict(X))
+            if keep is not None:
+                lines = "".join(f"{_field(next(keep))},{line}\n" for line in lines.splitlines())
+            out.write(lines)
     out.flush()
+
+
+def _field(text):
+    """Return ``text`` as one CSV field: quoted if it holds a comma, a quote or a newline."""
+    if any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _demo(args):
@@ -162,6 +193,14 @@ _SHARED_OPTIONS = {
     "--batch-rows": dict(
         type=_number(int, 1), default=65536, metavar="R",
         help="rows read at a time (default 65536)",
+    ),
+    "--delimiter": dict(
+        metavar="D", default=None,
+        help="field separator of a CSV file, one character (default ',')",
+    ),
+    "--drop": dict(
+        type=_names, default=None, metavar="COL[,COL...]",
+        help="columns that are not features, such as a text id",
     ),
 }  # fmt: skip
 
@@ -203,6 +242,8 @@ def _parser():
     fit.add_argument("--tol", type=_number(float, 0, "none"), default=1e-10, metavar="T|none",
                      help="stopping tolerance (default 1e-10); 'none' runs N epochs")  # fmt: skip
     fit.add_argument("--batch-rows", **_SHARED_OPTIONS["--batch-rows"])
+    fit.add_argument("--delimiter", **_SHARED_OPTIONS["--delimiter"])
+    fit.add_argument("--drop", **_SHARED_OPTIONS["--drop"])
     fit.add_argument("--quiet", action="store_true", help="no progress lines")
     fit.set_defaults(run=_fit)
 
@@ -221,6 +262,12 @@ def _parser():
         "--output", "-o", metavar="FILE", help="write the CSV here instead of to stdout"
     )
     predict.add_argument("--batch-rows", **_SHARED_OPTIONS["--batch-rows"])
+    predict.add_argument("--delimiter", **_SHARED_OPTIONS["--delimiter"])
+    predict.add_argument("--drop", **_SHARED_OPTIONS["--drop"])
+    predict.add_argument(
+        "--keep", metavar="COL", default=None,
+        help="copy this column (an id, say) into the output, before the prediction",
+    )  # fmt: skip
     predict.set_defaults(run=_predict)
     return parser
 

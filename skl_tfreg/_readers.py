@@ -45,11 +45,12 @@ def _duplicates(names):
     return repeated
 
 
-def _select(path, names, target, columns):
+def _select(path, names, target, columns, drop=()):
     """Return the feature names and their indices (and the target's) in ``names``.
 
-    ``names`` are the file's columns, ``target`` a column name or None, and
-    ``columns`` the feature names to read (None: every column but the target).
+    ``names`` are the file's columns, ``target`` a column name or None,
+    ``columns`` the feature names to read (None: every column but the target
+    and those of ``drop``).
     """
     repeated = _duplicates(names)
     if repeated:
@@ -59,8 +60,18 @@ def _select(path, names, target, columns):
     index = {name: i for i, name in enumerate(names)}
     if target is not None and target not in index:
         raise ValueError(f"{path}: no target column {target!r}; the columns are {list(names)}.")
+    unknown = [name for name in drop if name not in index]
+    if unknown:
+        raise ValueError(
+            f"{path}: no column {unknown[0]!r} to drop; the columns are {list(names)}."
+        )
+    if target is not None and target in drop:
+        raise ValueError(f"The target column {target!r} is also among the columns to drop.")
+    if columns is not None and set(columns) & set(drop):
+        both = next(name for name in columns if name in drop)
+        raise ValueError(f"Column {both!r} is both among the columns to read and to drop.")
     if columns is None:
-        columns = [name for name in names if name != target]
+        columns = [name for name in names if name != target and name not in drop]
     else:
         if isinstance(columns, str):
             raise TypeError(f"columns must be a sequence of column names, got {columns!r}.")
@@ -128,11 +139,14 @@ class _FileSource:
         self.batch_rows = _check_batch_rows(batch_rows)
         self.dtype = _check_dtype(dtype)
 
-    def _set_columns(self, names, columns):
-        """Select the feature columns ``columns`` (None: all but the target) of ``names``."""
+    def _set_columns(self, names, columns, drop=None):
+        """Select the feature columns ``columns`` (None: all but the target and ``drop``)."""
         self.columns = np.asarray(names, dtype=object)
+        if isinstance(drop, str):
+            raise TypeError(f"drop must be a sequence of column names, got {drop!r}.")
+        self.drop = () if drop is None else tuple(str(name) for name in drop)
         features, self._feature_index, self._target_index = _select(
-            self.path, names, self.target, columns
+            self.path, names, self.target, columns, self.drop
         )
         self.feature_names = np.asarray(features, dtype=object)
         self._usecols = self._feature_index + (
@@ -160,6 +174,23 @@ class _FileSource:
         """Yield the batches of one pass: each reader's own."""
         raise NotImplementedError
 
+    def values(self, name):
+        """Return an iterator over the text of column ``name``, one string per data row.
+
+        In file order, the rows the batches hold; quotes and surrounding spaces
+        removed. The column need not hold numbers (an id, say): ``skl-tfreg
+        predict --keep`` copies it beside the predictions. A missing column is a
+        ValueError here, before any row is read.
+        """
+        return self._column_values(self._column_index(name))
+
+    def _column_index(self, name):
+        """Return the index of column ``name``, or raise a ValueError naming the columns."""
+        names = list(self.columns)
+        if name not in names:
+            raise ValueError(f"{self.path}: no column {name!r}; the columns are {names}.")
+        return names.index(name)
+
     def _batch(self, data):
         """Return one batch of ``data``, whose columns are those of ``_usecols``."""
         # Contiguous copies: the layout of X is the same whatever the columns' order.
@@ -182,7 +213,8 @@ class CSVSource(_FileSource):
     The file is UTF-8 text (a byte order mark is allowed). Its first line is a
     header of distinct column names (surrounding spaces and double quotes are
     removed); every following line holds one number per column, separated by
-    ``delimiter`` (no quoting). Empty lines are skipped. In the columns that
+    ``delimiter``; a number may be in double quotes (``"1.5"``), and no field
+    may hold the delimiter. Empty lines are skipped. In the columns that
     are read, an empty field or a value that is not a number is an error, and
     so are ``nan``, ``inf`` and values beyond the range of ``dtype`` (no
     estimator can fit or predict them): each error names the line and column.
@@ -204,6 +236,9 @@ class CSVSource(_FileSource):
         Names of the feature columns to read, in this order. None reads every
         column but the target. Other columns are not parsed, so they may hold
         text (their number of fields is still checked).
+    drop : sequence of str or None, default=None
+        Columns that are not features (a text id, say): with ``columns`` None,
+        every column but the target and these is read.
 
     {attributes}
 
@@ -247,6 +282,7 @@ class CSVSource(_FileSource):
         dtype: DTypeLike = np.float64,
         delimiter: str = ",",
         columns: Sequence[str] | None = None,
+        drop: Sequence[str] | None = None,
     ) -> None:
         self._set_file(path, target, batch_rows, dtype)
         if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '\r\n"':
@@ -261,7 +297,7 @@ class CSVSource(_FileSource):
                     raise ValueError(f"{self.path}: no data rows, only the header line.")
             except UnicodeDecodeError as exc:
                 raise self._decoding_error(exc) from None
-        self._set_columns(names, columns)
+        self._set_columns(names, columns, drop)
         # loadtxt checks that all lines have as many fields only when it reads them all:
         # then it parses every column (in file order) and _parse reorders them.
         self._subset = len(self._usecols) < len(names)
@@ -286,6 +322,18 @@ class CSVSource(_FileSource):
         with open(self.path, "rb") as f:
             bad = next((n for n, line in enumerate(f, 1) if not _is_utf8(line)), "?")
         return ValueError(f"{self.path}: not UTF-8 text ({exc.reason} in line {bad}).")
+
+    def _column_values(self, index):
+        with self._open() as f:
+            self._read_header(f)
+            while True:
+                chunk = self._read_chunk(f)
+                if not chunk:
+                    break
+                for line in chunk:
+                    if line.rstrip("\n"):
+                        fields = line.rstrip("\n").split(self.delimiter)
+                        yield fields[index].strip().strip('"') if index < len(fields) else ""
 
     def _read_header(self, f):
         try:
@@ -360,6 +408,7 @@ class CSVSource(_FileSource):
             comments=None,
             usecols=self._parsed if self._subset else None,
             ndmin=2,
+            quotechar='"',  # "1.5" is 1.5, as a quoted header name is the name
         )
         return data.reshape(-1, len(self._parsed)) if self._subset else data
 
@@ -410,7 +459,8 @@ class CSVSource(_FileSource):
         if not field.strip():
             return False
         try:
-            np.loadtxt([field], dtype=self.dtype, comments=None, delimiter=self.delimiter)
+            np.loadtxt([field], dtype=self.dtype, comments=None, delimiter=self.delimiter,
+                       quotechar='"')  # fmt: skip
         except ValueError:
             return False
         return True
@@ -451,6 +501,9 @@ class ParquetSource(_FileSource):
         Names of the feature columns to read, in this order. None reads every
         column but the target. Other columns are not read and may have any
         type.
+    drop : sequence of str or None, default=None
+        Columns that are not features (a text id, say): with ``columns`` None,
+        every column but the target and these is read.
 
     {attributes}
 
@@ -490,6 +543,7 @@ class ParquetSource(_FileSource):
         batch_rows: int = 65536,
         dtype: DTypeLike = np.float64,
         columns: Sequence[str] | None = None,
+        drop: Sequence[str] | None = None,
     ) -> None:
         try:
             import pyarrow as pa
@@ -503,7 +557,7 @@ class ParquetSource(_FileSource):
         with self._open() as parquet:
             schema, n_rows = parquet.schema_arrow, parquet.metadata.num_rows
         names = list(schema.names)
-        self._set_columns(names, columns)
+        self._set_columns(names, columns, drop)
         for index in self._usecols:
             field = schema.field(index)
             if not _numeric(pa, field.type):
@@ -522,6 +576,12 @@ class ParquetSource(_FileSource):
             return self._pq.ParquetFile(self.path)
         except self._pa.ArrowException as exc:
             raise ValueError(f"{self.path}: not a Parquet file ({exc}).") from None
+
+    def _column_values(self, index):
+        name = self.columns[index]
+        with self._open() as parquet:
+            for batch in parquet.iter_batches(batch_size=self.batch_rows, columns=[name]):
+                yield from ("" if v is None else str(v) for v in batch.column(0).to_pylist())
 
     def _batches(self):
         names = [self.columns[i] for i in self._usecols]

@@ -172,6 +172,91 @@ def test_convergence_warning_is_one_line(tmp_path, capsys, csv_file):
     assert err.count("\n") == 1
 
 
+def _ids_file(path, X, y, delimiter=","):
+    """A CSV file of real-world shape: a text id first, quoted numbers, the target last."""
+    d = delimiter
+    lines = [f'id{d}"a"{d}b{d}c{d}y']
+    for i, (row, target) in enumerate(zip(X.tolist(), y.tolist(), strict=True)):
+        lines.append(f'"house, {i}"{d}"{row[0]!r}"{d}{row[1]!r}{d}{row[2]!r}{d}{target!r}'
+                     if d != "," else
+                     f"house-{i},\"{row[0]!r}\",{row[1]!r},{row[2]!r},{target!r}")  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("delimiter", [",", ";"])
+def test_delimiter_drop_keep_and_quoted_numbers(tmp_path, capsys, table, delimiter):
+    X, y = table
+    data = _ids_file(tmp_path / "houses.csv", X, y, delimiter)
+    model = tmp_path / "m.skl"
+    options = [] if delimiter == "," else ["--delimiter", delimiter]
+    status, _, err = run(capsys, "fit", data, "--target", "y", "--drop", "id", "--model",
+                         model, "--quiet", *options)  # fmt: skip
+    assert status == 0 and err == ""
+    assert SGDL2Regressor.load(model).feature_names_in_.tolist() == FEATURES
+    status, out, err = run(capsys, "predict", model, data, "--keep", "id", *options)
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == "id,prediction"
+    ids = [line.rsplit(",", 1)[0] for line in lines[1:]]
+    expected_ids = ([f"house-{i}" for i in range(len(y))] if delimiter == "," else
+                    [f'"house, {i}"' for i in range(len(y))])  # fmt: skip
+    assert ids == expected_ids  # a value holding a comma is quoted
+    got = np.array([float(line.rsplit(",", 1)[1]) for line in lines[1:]])
+    np.testing.assert_allclose(got, SGDL2Regressor().fit(X, y).predict(X), rtol=1e-12)
+
+
+def test_parquet_takes_drop_and_keep_but_not_a_delimiter(tmp_path, capsys, table):
+    X, y = table
+    data = tmp_path / "houses.parquet"
+    ids = [f"h{i}" for i in range(len(y))]
+    pq.write_table(pa.table({"id": ids, "a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "y": y}), data)
+    model = tmp_path / "m.skl"
+    assert run(capsys, "fit", data, "--target", "y", "--drop", "id", "--model", model,
+               "--quiet")[0] == 0  # fmt: skip
+    status, out, _ = run(capsys, "predict", model, data, "--keep", "id")
+    assert status == 0 and [line.split(",")[0] for line in out.splitlines()] == ["id", *ids]
+    status, _, err = run(capsys, "predict", model, data, "--delimiter", ";")
+    assert status == 1 and "--delimiter applies to CSV files" in err and err.count("\n") == 1
+
+
+def test_a_model_without_names_predicts_with_columns_dropped(tmp_path, capsys, table):
+    X, y = table
+    model = tmp_path / "m.skl"
+    SGDL2Regressor().fit(X, y).save(model)  # no feature names: every column, in order
+    data = _ids_file(tmp_path / "houses.csv", X, y)
+    status, out, _ = run(capsys, "predict", model, data, "--drop", "id,y")
+    assert status == 0
+    np.testing.assert_allclose(predictions(out), SGDL2Regressor().fit(X, y).predict(X),
+                               rtol=1e-12)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv, status, message",
+    [
+        (["fit", "{data}", "--target", "y", "--drop", "nope", "--model", "{model}"], 1,
+         "no column 'nope' to drop"),
+        (["fit", "{data}", "--target", "y", "--drop", "id,y", "--model", "{model}"], 1,
+         "target column 'y' is also among the columns to drop"),
+        (["predict", "{named}", "{data}", "--drop", "id,a"], 1,
+         "Column 'a' is both among the columns to read and to drop"),
+        (["predict", "{named}", "{data}", "--keep", "nope"], 1, "no column 'nope'"),
+        (["fit", "{data}", "--target", "y", "--drop", "id,,b", "--model", "{model}"], 2,
+         "--drop"),
+        (["fit", "{data}", "--target", "y", "--delimiter", ";;", "--model", "{model}"], 1,
+         "delimiter must be one character"),
+    ],
+)  # fmt: skip
+def test_bad_columns_and_delimiters_are_one_line(tmp_path, capsys, table, argv, status,
+                                                  message):  # fmt: skip
+    X, y = table
+    files = dict(data=_ids_file(tmp_path / "houses.csv", X, y), model=tmp_path / "m.skl",
+                 named=tmp_path / "named.skl")  # fmt: skip
+    SGDL2Regressor().fit(pd.DataFrame(X, columns=FEATURES), y).save(files["named"])
+    got, out, err = run(capsys, *[arg.format(**files) for arg in argv])
+    assert got == status and err.count("\n") == 1 and message in err, err
+
+
 def test_help_and_missing_command(capsys):
     status, out, _ = run(capsys, "--help")
     assert status == 0 and "predict" in out and "fit" in out

@@ -197,7 +197,7 @@ def test_csv_not_utf8(tmp_path):
         ("   ", r"line 4 has 1 field; the header has 3\."),
         ("7,abc,9", r"line 4, column 'b': 'abc' is not a number\."),
         ("7,8,", r"line 4, column 'y': '' is not a number\."),
-        ('"7",8,9', r"line 4, column 'a': '\"7\"' is not a number\."),
+        ('"7x",8,9', r"line 4, column 'a': '\"7x\"' is not a number\."),
         ("7,1_0,9", r"line 4, column 'b': '1_0' is not a number\."),
     ],
 )
@@ -389,3 +389,24 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(skl_tfreg._readers, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_csv_numbers_may_be_quoted(tmp_path):
+    # Spreadsheets quote numbers; a quoted header name was always its name (issue 15).
+    path = tmp_path / "quoted.csv"
+    path.write_text('"a","b","y"\n"1.5",2,"3"\n4,"5e-1",6\n')
+    (batch,) = list(CSVSource(path, target="y")())
+    np.testing.assert_array_equal(batch[0], [[1.5, 2.0], [4.0, 0.5]])
+    np.testing.assert_array_equal(batch[1], [3.0, 6.0])
+
+
+def test_drop_leaves_columns_out_and_values_reads_text(tmp_path):
+    path = tmp_path / "ids.csv"
+    path.write_text('id,a,y\nx-1,1,2\n\n"x 2",3,4\n')
+    source = CSVSource(path, target="y", drop=["id"])
+    assert source.feature_names.tolist() == ["a"]
+    assert list(source.values("id")) == ["x-1", "x 2"]  # empty lines skipped, as in batches
+    with pytest.raises(ValueError, match="no column 'nope' to drop"):
+        CSVSource(path, target="y", drop=["nope"])
+    with pytest.raises(ValueError, match="no column 'nope'; the columns are"):
+        source.values("nope")
