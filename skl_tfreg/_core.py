@@ -79,7 +79,8 @@ __all__ = [
     "gram_solve", "gram_refine", "chunk_check", "gram_fit", "Factor", "GramStart", "GramEpoch",
     "GramFit", "fold_path", "FoldPath",
     # Plain functions and constants shared with the data objects.
-    "merge_moments", "keep_downhill", "gram_moments", "reshift", "ROUNDING_EPS", "EPS64",
+    "merge_moments", "keep_downhill", "gram_moments", "reshift", "moments_of", "reshifted",
+    "ROUNDING_EPS", "EPS64",
     "FIT_PATIENCE",
 ]  # fmt: skip
 
@@ -1412,6 +1413,22 @@ def reshift(gamma, shift, centre, p):
     return gamma + outer + tf.linalg.matrix_transpose(outer) + square
 
 
+@_compiled(lambda t: [t.wide_mat, t.wide_vec, t.count])
+def moments_of(gamma, shift, p):
+    """:func:`gram_moments` compiled, as it is inside :func:`gram_fit`.
+
+    TensorFlow's graph optimizer may order a sum of several terms otherwise than
+    eager execution does; compiled alike, the two paths agree bit for bit.
+    """
+    return gram_moments(gamma, shift, p)
+
+
+@_compiled(lambda t: [t.wide_mat, t.wide_vec, t.wide_vec, t.count])
+def reshifted(gamma, shift, centre, p):
+    """:func:`reshift` compiled, as it is inside :func:`gram_fit` (see :func:`moments_of`)."""
+    return reshift(gamma, shift, centre, p)
+
+
 class GramFit(NamedTuple):
     """What :func:`gram_fit` returns: the statistics, the solve and the first epoch."""
 
@@ -1432,13 +1449,12 @@ def gram_fit(head, body, Y, s, shift_x, shift_y, fit_intercept, alpha, tol):
     """Sum the statistics of one chunk, solve, and check the solution, in one call.
 
     A fit on the statistics of arrays in memory, where
-    :class:`skl_tfreg._statistics.Statistics` takes four calls and a round
-    trip through numpy between them: :func:`chunk_statistics` about
-    ``(shift_x, shift_y)``, the move to the rows' means (:func:`gram_moments`,
-    :func:`reshift`), :func:`gram_solve`, and the first epoch
-    (:func:`chunk_check`, :func:`gram_refine`). The same operations: the
-    numbers agree to rounding (in one graph, TensorFlow's optimizer may order a
-    sum of several terms otherwise).
+    :class:`skl_tfreg._statistics.Statistics` takes seven calls with numpy
+    between them: :func:`chunk_statistics` about ``(shift_x, shift_y)``, the
+    move to the rows' means (:func:`moments_of`, :func:`reshifted`, then
+    :func:`moments_of` again), :func:`gram_solve`, and the first epoch
+    (:func:`chunk_check`, :func:`gram_refine`). The same operations, compiled
+    alike: the numbers are the same, bit for bit.
     """
     p = tf.shape(body)[1]
     gamma = chunk_statistics(head, body, Y, s, shift_x, shift_y)

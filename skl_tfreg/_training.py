@@ -540,7 +540,11 @@ def _result(trainer, t_before):
     # that means the problem is too ill-conditioned. A float32 gradient's accuracy
     # depends on n and on the columns' offsets, so there the floor is the answer.
     far = monitor.tol is not None and ratio > np.sqrt(trainer.tol_eff)
-    float64 = trainer.data.dtype == tf.float64
+    # With fewer rows than features only the penalty curves most directions, and a
+    # small gradient bounds nothing: a stall there is reported whatever the gradient.
+    data = trainer.data
+    far |= monitor.tol is not None and data.n_samples < data.n_features
+    float64 = data.dtype == tf.float64
     if status is Status.STALLED and schedule.conjugate and monitor.validate is None:
         status = Status.FLOOR if float64 and far else status
     if status is Status.RUNNING:
