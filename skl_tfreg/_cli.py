@@ -167,9 +167,18 @@ def _write_predictions(est, source, header, out, keep=None):
         for X in source():
             lines = _format(est.predict(X))
             if keep is not None:
-                lines = "".join(f"{_field(next(keep))},{line}\n" for line in lines.splitlines())
+                lines = "".join(f"{_kept(keep)},{line}\n" for line in lines.splitlines())
             out.write(lines)
     out.flush()
+
+
+def _kept(values):
+    """Return the next kept value as a CSV field; the file must not have changed."""
+    value = next(values, None)
+    if value is None:
+        raise ValueError("the data file has fewer rows for --keep than for the predictions; "
+                         "did it change while it was read?")  # fmt: skip
+    return _field(value)
 
 
 def _field(text):

@@ -408,6 +408,10 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
             shapes = ((), (1,)) if arrays.single else ((k,),)
             intercept = _initial_array("intercept_init", intercept_init, *shapes)
             intercept = np.atleast_1d(intercept).astype(dtype)
+        if self._warm():  # the half not given comes from the fitted model, as in SGDRegressor
+            fitted = self._initial_state()
+            coef = fitted.coef_init if coef is None else coef
+            intercept = fitted.intercept_init if intercept is None else intercept
         return _StartingPoint(coef, intercept, None)
 
     def _open(self, *, resume, check_input, check_settings=None, given=None):
@@ -564,7 +568,9 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
         coef_init : array-like of shape (n_features,) or (n_targets, n_features), default=None
             Where the descent starts, as in SGDRegressor (keyword-only here:
             ``sample_weight`` keeps its place, as in Ridge). It overrides
-            ``warm_start``'s coefficients, and the step rule starts afresh. A
+            ``warm_start``'s coefficients (the half not given, coefficients or
+            intercept, still comes from the fitted model), and the step rule
+            starts afresh. A
             fit on statistics (the default full batch) solves for the
             minimiser directly, so there it changes nothing but where
             ``loss_curve_`` would begin.

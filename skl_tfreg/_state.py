@@ -35,7 +35,7 @@ class TrainState(NamedTuple):
 
     moments: tuple
     direction: tuple | None
-    steps: dict
+    steps: tuple  # of ((rule, parameter), (eta, n_reductions)) pairs
     best: np.ndarray
     n_bad: int
     t: int

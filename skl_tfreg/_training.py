@@ -541,7 +541,8 @@ def _result(trainer, t_before):
     # depends on n and on the columns' offsets, so there the floor is the answer.
     far = monitor.tol is not None and ratio > np.sqrt(trainer.tol_eff)
     # With fewer rows than features only the penalty curves most directions, and a
-    # small gradient bounds nothing: a stall there is reported whatever the gradient.
+    # small gradient bounds nothing: a float64 stall there is reported whatever the
+    # gradient (float32 stalls stay quiet, as above).
     data = trainer.data
     far |= monitor.tol is not None and data.n_samples < data.n_features
     float64 = data.dtype == tf.float64

@@ -584,3 +584,13 @@ def test_bad_starting_points_are_refused(rng, params, given, match):
     X, y = _start_data(rng)
     with pytest.raises(ValueError, match=match):
         SGDL2Regressor(**params).fit(X, y, **given)
+
+
+def test_intercept_init_alone_keeps_the_warm_coefficients(rng):
+    X, y = _start_data(rng)
+    reg = SGDL2Regressor(warm_start=True, batch_size=20, learning_rate="constant",
+                         eta0=1e-12, max_iter=1, tol=None)  # fmt: skip
+    reg.fit(X, y, coef_init=np.ones(3))
+    reg.fit(X, y, intercept_init=5.0)
+    np.testing.assert_allclose(reg.coef_, np.ones(3), atol=1e-9)
+    assert reg.intercept_ == pytest.approx(5.0, abs=1e-9)
