@@ -562,7 +562,9 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
             Training data. float32 data trains in float32, everything else in
             float64. Never modified.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
-            Targets; a 2-D ``y`` fits one model per column in the same run.
+            Targets; a 2-D ``y`` fits one model per column in the same run. The
+            fitted shapes follow ``y``, as in LinearRegression: a one-column 2-D
+            ``y`` gives ``coef_`` of shape (1, n_features) and 2-D predictions.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights ``s_i`` with a positive sum; ones when None.
         coef_init : array-like of shape (n_features,) or (n_targets, n_features), default=None

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.metrics import r2_score
 
-from skl_tfreg import SGDL2Regressor
+from skl_tfreg import SGDL2Regressor, SGDL2RegressorCV
 
 GAP = 1e-6  # the foundation's bar: relative objective gap to Ridge's optimum
 SCHEDULES = ["auto", "constant", "invscaling", "adaptive"]
@@ -363,13 +363,34 @@ def test_multi_output_fits_every_target_to_ridge(rng, oracle, fit_intercept):
     np.testing.assert_allclose(reg.predict(X), ridge.fit(X, Y, s).predict(X), atol=1e-6)
 
 
-def test_a_column_y_is_one_target_of_a_multi_output_model(rng):
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SGDL2Regressor(alpha=0.0),
+        lambda: SGDL2Regressor(alpha=0.0, precompute=False),
+        lambda: SGDL2Regressor(alpha=0.0, batch_size=8, random_state=0, max_iter=3, tol=None),
+        lambda: SGDL2RegressorCV(alphas=[1e-12, 1e-3]),
+    ],
+    ids=["statistics", "epochs", "minibatch", "cv"],
+)
+def test_a_column_y_keeps_linear_regressions_shapes(rng, make, tmp_path):
+    # The documented convention (user guide, "Several targets"): shapes follow y, as in
+    # LinearRegression; Ridge would give coef_ (3,) and 1-D predictions here.
     X, y = rng.normal(size=(30, 3)), rng.normal(size=30)
-    column = SGDL2Regressor().fit(X, y[:, None])
-    flat = SGDL2Regressor().fit(X, y)
-    assert column.coef_.shape == (1, 3) and column.intercept_.shape == (1,)
+    oracle = LinearRegression().fit(X, y[:, None])
+    column, flat = make().fit(X, y[:, None]), make().fit(X, y)
+    assert column.coef_.shape == oracle.coef_.shape == (1, 3)
+    assert np.shape(column.intercept_) == np.shape(oracle.intercept_) == (1,)
+    assert column.predict(X).shape == oracle.predict(X).shape == (30, 1)
+    assert flat.coef_.shape == (3,) and np.ndim(flat.intercept_) == 0
     np.testing.assert_allclose(column.coef_[0], flat.coef_, rtol=1e-12)
-    assert column.predict(X).shape == (30, 1)
+    if not isinstance(column, SGDL2RegressorCV):  # the minimiser at alpha=0
+        if column.batch_size == "auto":
+            np.testing.assert_allclose(column.coef_, oracle.coef_, rtol=1e-8)
+        column.save(tmp_path / "column")
+        loaded = SGDL2Regressor.load(tmp_path / "column")
+        assert loaded.predict(X).shape == (30, 1)
+        np.testing.assert_array_equal(loaded.predict(X), column.predict(X))
 
 
 def test_multi_output_minibatch_partial_fits_equal_one_model_per_target(rng):
