@@ -223,6 +223,34 @@ class MinibatchSums(NamedTuple):
     G_sum: tf.Tensor  # (p + 1, k) the sum of the batch gradients
 
 
+class Average(NamedTuple):
+    """Averaged SGD: the running mean of the mini-batch iterates, and when it starts.
+
+    After each step whose rows bring ``seen`` to ``start`` or more, the new
+    iterate joins the mean: ``A += (V - A) / count``. Before the first, ``A``
+    is not read (the point reported is ``V``).
+    """
+
+    A: tf.Tensor  # (p + 1, k) the mean of the iterates averaged so far
+    count: tf.Tensor  # () float64: iterates averaged
+    seen: tf.Tensor  # () float64: rows stepped over so far
+    start: tf.Tensor  # () float64: the row count from which iterates are averaged
+
+
+class AveragedSums(NamedTuple):
+    """What :func:`averaged_pass` returns."""
+
+    sums: MinibatchSums
+    average: Average
+
+
+class AveragedEpoch(NamedTuple):
+    """What :func:`averaged_epoch` returns: its ``epoch.units`` are the average's."""
+
+    epoch: MinibatchEpoch
+    average: Average
+
+
 class Curvature(NamedTuple):
     """What :func:`smoothness` returns: the data's curvature, for the automatic step."""
 
@@ -300,6 +328,7 @@ class _Specs:
         self.descent = Descent(mat, mat, mat, mat, vec, count)
         self.schedule = Schedule(num, num, num)
         self.progress = Progress(flag, num, count)
+        self.average = Average(mat, wide_num, wide_num, wide_num)
 
 
 def _compiled(signature):
@@ -458,18 +487,23 @@ def _converged(pb, V, G, J, tol, terms=False):
     return tf.reduce_all((_gradient_norm(pb, G) <= tol * tf.sqrt(J)) | exact)
 
 
+def _in_units(pb, V):
+    """Return the coefficients and intercept of the point ``V`` in the caller's units."""
+    scaled = V * pb.inv_d[:, None]
+    W = scaled[:-1]
+    return W, pb.ybar + scaled[-1] - tf.linalg.matvec(W, pb.m, transpose_a=True)
+
+
 def _user_units(pb, V, G, J):
     """Return coefficients and intercept in the caller's units, and the gradient's size.
 
     The size is the largest per-target gradient norm and the largest ratio
     ``norm / sqrt(J)``, the quantity the stopping rule compares with ``tol``.
     """
-    scaled = V * pb.inv_d[:, None]
-    W = scaled[:-1]
-    intercept = pb.ybar + scaled[-1] - tf.linalg.matvec(W, pb.m, transpose_a=True)
+    W, intercept = _in_units(pb, V)
     norms = _gradient_norm(pb, G)
     ratio = tf.reduce_max(tf.math.divide_no_nan(norms, tf.sqrt(J)))
-    return W, intercept, tf.reduce_max(norms), ratio
+    return Units(W, intercept, tf.reduce_max(norms), ratio)
 
 
 def _step_size(eta, power_t, t0, i):
@@ -806,6 +840,41 @@ def full_batch(pb, state, n_epochs, schedule, progress, tol, limit):
     return Epochs(Descent(V, R, G, P, best, n_bad), objectives.stack()[:i], status, units)
 
 
+def _minibatch_steps(pb, V, order, offsets, schedule, n_total, average=None):
+    """Take the steps of :func:`minibatch_pass` (of :func:`averaged_pass` with an ``average``)."""
+    dtype = pb.X.dtype
+    n_batches = tf.shape(offsets)[0] - 1
+    starts = _row_starts(pb.X) if _is_sparse(pb.X) else None
+
+    def step(j, V, fit_sums, G_sum, *averaged):
+        rows = order[offsets[j] : offsets[j + 1]]
+        Xb = _take_rows(pb.X, rows, starts)
+        Yb, sb = tf.gather(pb.Yc, rows), tf.gather(pb.s, rows)
+        Rb = _forward(pb, Xb, V) - Yb
+        # n / (n_b S) makes the batch gradient an unbiased estimate of the full one.
+        scale = 2.0 * n_total / (tf.cast(tf.shape(rows)[0], dtype) * pb.S)
+        Gb = scale * _backward(pb, Xb, sb[:, None] * Rb) + _penalty_gradient(pb, V)
+        fit_sums += tf.reduce_sum(sb[:, None] * tf.square(Rb), axis=0) / pb.S
+        V = V - _step_size(*schedule, j) * _precondition(pb, Gb)
+        if averaged:
+            A, count, seen = averaged
+            seen += tf.cast(tf.shape(rows)[0], tf.float64)
+            on = seen >= average.start
+            count += tf.cast(on, tf.float64)
+            weight = tf.cast(1.0 / tf.maximum(count, 1.0), dtype)
+            averaged = (tf.where(on, A + weight * (V - A), A), count, seen)
+        return (j + 1, V, fit_sums, G_sum + Gb, *averaged)
+
+    state = (0, V, tf.zeros([tf.shape(V)[1]], dtype), tf.zeros_like(V))
+    if average is not None:
+        state += (average.A, average.count, average.seen)
+    _, V, fit_sums, G_sum, *averaged = tf.while_loop(lambda j, *_: j < n_batches, step, state)
+    sums = MinibatchSums(V, fit_sums, G_sum)
+    if average is None:
+        return sums
+    return AveragedSums(sums, Average(*averaged, average.start))
+
+
 @_compiled(lambda t: [t.problem, t.mat, t.ints, t.ints, t.schedule, t.num])
 def minibatch_pass(pb, V, order, offsets, schedule, n_total):
     """Mini-batch steps over the rows of ``pb``; batch j is ``order[offsets[j]:offsets[j+1]]``.
@@ -817,28 +886,18 @@ def minibatch_pass(pb, V, order, offsets, schedule, n_total):
     squared error before its step summed over batches and divided by ``pb.S``
     (per target), and the sum of the batch gradients.
     """
-    dtype = pb.X.dtype
-    n_batches = tf.shape(offsets)[0] - 1
-    starts = _row_starts(pb.X) if _is_sparse(pb.X) else None
+    return _minibatch_steps(pb, V, order, offsets, schedule, n_total)
 
-    def step(j, V, fit_sums, G_sum):
-        rows = order[offsets[j] : offsets[j + 1]]
-        Xb = _take_rows(pb.X, rows, starts)
-        Yb, sb = tf.gather(pb.Yc, rows), tf.gather(pb.s, rows)
-        Rb = _forward(pb, Xb, V) - Yb
-        # n / (n_b S) makes the batch gradient an unbiased estimate of the full one.
-        scale = 2.0 * n_total / (tf.cast(tf.shape(rows)[0], dtype) * pb.S)
-        Gb = scale * _backward(pb, Xb, sb[:, None] * Rb) + _penalty_gradient(pb, V)
-        fit_sums += tf.reduce_sum(sb[:, None] * tf.square(Rb), axis=0) / pb.S
-        step = _step_size(*schedule, j)
-        return j + 1, V - step * _precondition(pb, Gb), fit_sums, G_sum + Gb
 
-    _, V, fit_sums, G_sum = tf.while_loop(
-        lambda j, *_: j < n_batches,
-        step,
-        (0, V, tf.zeros([tf.shape(V)[1]], dtype), tf.zeros_like(V)),
-    )
-    return MinibatchSums(V, fit_sums, G_sum)
+@_compiled(lambda t: [t.problem, t.mat, t.ints, t.ints, t.schedule, t.num, t.average])
+def averaged_pass(pb, V, order, offsets, schedule, n_total, average):
+    """:func:`minibatch_pass`, also averaging the iterates into ``average`` (averaged SGD)."""
+    return _minibatch_steps(pb, V, order, offsets, schedule, n_total, average)
+
+
+def _averaged_point(V, average):
+    """Return the point an averaged fit reports: the mean once it holds an iterate, else V."""
+    return tf.where(average.count > 0, average.A, V)
 
 
 @_compiled(lambda t: [t.problem, t.mat, t.vec, t.mat, t.count, t.num])
@@ -854,6 +913,19 @@ def minibatch_end(pb, V, fit_sums, G_sum, n_batches, tol):
     return MinibatchEpoch(V, tf.reduce_sum(J), _converged(pb, V, G, J, tol), units, n_batches)
 
 
+@_compiled(lambda t: [t.problem, t.mat, t.vec, t.mat, t.count, t.num, t.average])
+def averaged_end(pb, V, fit_sums, G_sum, n_batches, tol, average):
+    """:func:`minibatch_end` of an averaged epoch: the coefficients are the average's.
+
+    The objective estimate and the gradient test stay those of the iterates
+    (as SGDRegressor's stopping rule reads its plain iterates' losses).
+    """
+    epoch = minibatch_end(pb, V, fit_sums, G_sum, n_batches, tol)
+    W, intercept = _in_units(pb, _averaged_point(V, average))
+    units = epoch.units._replace(coef=W, intercept=intercept)
+    return AveragedEpoch(epoch._replace(units=units), average)
+
+
 @_compiled(lambda t: [t.problem, t.mat, t.ints, t.ints, t.schedule, t.num])
 def minibatch_epoch(pb, V, order, offsets, schedule, tol):
     """One epoch of mini-batch steps over the rows of ``pb`` (see :func:`minibatch_pass`).
@@ -866,6 +938,14 @@ def minibatch_epoch(pb, V, order, offsets, schedule, tol):
     n_total = tf.cast(_n_rows(pb.X), pb.X.dtype)
     V, fit_sums, G_sum = minibatch_pass(pb, V, order, offsets, schedule, n_total)
     return minibatch_end(pb, V, fit_sums, G_sum, tf.shape(offsets)[0] - 1, tol)
+
+
+@_compiled(lambda t: [t.problem, t.mat, t.ints, t.ints, t.schedule, t.num, t.average])
+def averaged_epoch(pb, V, order, offsets, schedule, tol, average):
+    """:func:`minibatch_epoch` with averaged SGD: an :class:`AveragedEpoch`."""
+    n_total = tf.cast(_n_rows(pb.X), pb.X.dtype)
+    sums, average = averaged_pass(pb, V, order, offsets, schedule, n_total, average)
+    return averaged_end(pb, *sums, tf.shape(offsets)[0] - 1, tol, average)
 
 
 def _power_iteration(pb, hessian):

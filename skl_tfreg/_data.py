@@ -46,8 +46,12 @@ class TrainingData(Protocol):
     def epochs(self, random_state):
         """Return an iterator of epochs, each an iterable of what ``minibatch_epoch`` takes."""
 
-    def minibatch_epoch(self, pb, V, batches, schedule, tol):
-        """Run one epoch of mini-batch steps: a :class:`~skl_tfreg._core.MinibatchEpoch`."""
+    def minibatch_epoch(self, pb, V, batches, schedule, tol, average=None):
+        """Run one epoch of mini-batch steps: a :class:`~skl_tfreg._core.MinibatchEpoch`.
+
+        With an ``average`` (:class:`~skl_tfreg._core.Average`) the steps also
+        average their iterates: an :class:`~skl_tfreg._core.AveragedEpoch`.
+        """
 
     def smoothness(self, pb):
         """Return the data's :class:`~skl_tfreg._core.Curvature`, as floats."""
@@ -123,13 +127,17 @@ class InMemory:
             self.n_samples, self.batch_size, shuffle=self.shuffle, random_state=random_state
         )
 
-    def minibatch_epoch(self, pb, V, batches, schedule, tol):
-        """Return :func:`skl_tfreg._core.minibatch_epoch` over ``batches``."""
+    def minibatch_epoch(self, pb, V, batches, schedule, tol, average=None):
+        """Return :func:`skl_tfreg._core.minibatch_epoch` over ``batches``.
+
+        With an ``average``, :func:`skl_tfreg._core.averaged_epoch`.
+        """
         offsets = np.cumsum([0] + [len(b) for b in batches])
-        return self._kernel(_core.minibatch_epoch)(
-            pb, V, tf.constant(np.concatenate(batches), tf.int64), tf.constant(offsets, tf.int64),
-            schedule, tol,
-        )  # fmt: skip
+        args = (pb, V, tf.constant(np.concatenate(batches), tf.int64),
+                tf.constant(offsets, tf.int64), schedule, tol)  # fmt: skip
+        if average is None:
+            return self._kernel(_core.minibatch_epoch)(*args)
+        return self._kernel(_core.averaged_epoch)(*args, average)
 
     def smoothness(self, pb):
         """Return :func:`skl_tfreg._core.smoothness` of the data, as floats."""

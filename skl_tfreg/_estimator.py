@@ -260,6 +260,19 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
         Start ``fit`` from the previous ``coef_`` and ``intercept_`` and
         continue the step rule (its step size, step count ``t_`` and search
         direction) instead of starting afresh.
+    average : bool or int, default=False
+        Averaged SGD, as in SGDRegressor: with mini-batches, ``coef_`` and
+        ``intercept_`` are the mean of the iterates after each step, from the
+        step whose rows bring the count of rows seen to ``average`` on
+        (``True`` is 1: every step). A constant step leaves the iterates
+        wandering around the minimiser; their mean comes far closer to it.
+        ``loss_curve_`` and the stopping rules read the iterates themselves;
+        early stopping, ``verbose`` and callbacks see the mean. ``partial_fit``
+        continues both the last iterate and the mean; a ``fit`` (also a warm
+        start, from ``coef_``) starts a new mean. Needs an integer
+        ``batch_size`` (with one of ``n_samples`` or more, every epoch is one
+        averaged step); ``batch_size="auto"`` refuses it, since full-batch
+        steps have no noise to average away.
     verbose : int, default=0
         If positive, print the epoch, objective, gradient norm, coefficients
         ``W``, intercept ``b`` and elapsed time every ``verbose`` epochs.
@@ -325,6 +338,7 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
         "warm_start": ["boolean"],
+        "average": [Interval(Integral, 0, None, closed="left"), "boolean"],
         "verbose": ["verbose"],
     }
 
@@ -346,6 +360,7 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
         shuffle=True,
         random_state=None,
         warm_start=False,
+        average=False,
         verbose=0,
     ):
         self.alpha = alpha
@@ -363,6 +378,7 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
         self.shuffle = shuffle
         self.random_state = random_state
         self.warm_start = warm_start
+        self.average = average
         self.verbose = verbose
 
     def _check_targets(self, Y, single, action):
@@ -444,6 +460,7 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
         params = None if replicas is None else self.get_params(deep=False)
         with _distributed.together(replicas) as agreement:
             _distributed.check_parameters(replicas, params)
+            self._check_average()
             if check_settings is not None:
                 check_settings()
             if not resume:
@@ -456,6 +473,25 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
             if replicas is not None:  # only workers have anything to agree on
                 agreement["fingerprint"] = _distributed.fingerprint(params, dtype, start)
         return replicas, inputs, start
+
+    def _check_average(self):
+        """Refuse ``average`` without mini-batches: full-batch steps have no noise to average."""
+        if self.average and self.batch_size == "auto":
+            raise ValueError(
+                f"average={self.average} averages the iterates of mini-batch steps, but "
+                "batch_size='auto' takes full-batch steps, whose exact answer needs no "
+                "averaging; set an integer batch_size, or average=False."
+            )
+
+    def _batch_rows(self, n_samples):
+        """Rows per step on ``n_samples`` rows in memory, or None for full-batch epochs.
+
+        An integer ``batch_size`` of ``n_samples`` or more takes full batches,
+        unless ``average`` asks for averaged (mini-batch) steps.
+        """
+        if self.batch_size == "auto" or (self.batch_size >= n_samples and not self.average):
+            return None
+        return self.batch_size
 
     def _on_statistics(self, full_batch):
         """Whether a fit may train on statistics (the data's width decides for "auto").
@@ -514,7 +550,7 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
         from ._statistics import cheaper, one_call, row_blocks
 
         X, Y, sample_weight, _ = arrays
-        full_batch = self.batch_size == "auto" or self.batch_size >= X.shape[0]
+        full_batch = self._batch_rows(X.shape[0]) is None
 
         def passes():
             return self._data_passes(arrays, replicas)
@@ -538,10 +574,7 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
         X, Y, sample_weight, _ = arrays
         if replicas is not None:  # this worker's rows, one shard per local replica
             return replicated(X, Y, sample_weight, replicas)
-        n_samples = X.shape[0]
-        batch_size = self.batch_size
-        if batch_size == "auto" or batch_size >= n_samples:
-            batch_size = None  # full batch: one step per epoch
+        batch_size = self._batch_rows(X.shape[0])
         return InMemory(X, Y, sample_weight, batch_size=batch_size, shuffle=self.shuffle)
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -670,7 +703,9 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
         replicas, arrays, start = self._open(resume=not first, check_input=check_input)
         data, _ = self._training_data(arrays, replicas, partial=True)
         rng = self._chunk_rng(0 if first else self.n_iter_)
-        result = self._train(data, start, rng, max_iter=1, accumulate=True)
+        start, average_init = self._continued_average(start)
+        result = self._train(data, start, rng, max_iter=1, accumulate=True,
+                             average_init=average_init)  # fmt: skip
         self._finish(result, data, arrays.single, X=arrays.X, partial=True)
         return self
 
@@ -807,6 +842,21 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
 
         return chunks, layout
 
+    def _continued_average(self, start):
+        """Return ``partial_fit``'s start under averaging: the last iterate, and the mean.
+
+        The mean (``coef_``, ``intercept_``) and its count go on as the
+        ``average_init`` of :func:`~skl_tfreg._training.run`; without averaging,
+        or after a fit that did not average, training continues from ``coef_``.
+        """
+        state = start.state
+        if not self.average or state is None or state.iterate is None:
+            return start, None
+        dtype = self.coef_.dtype
+        mean = (start.coef_init, np.atleast_1d(self.intercept_).astype(dtype), state.n_averaged)
+        coef, intercept = state.iterate
+        return start._replace(coef_init=coef, intercept_init=intercept), mean
+
     def _chunk_rng(self, done):
         """Return the shuffling of ``partial_fit``'s epoch ``done``, reproducible by seed."""
         if isinstance(self.random_state, Integral):
@@ -841,7 +891,7 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
         return _Arrays(X[train], Y[train], sample_weight[train], single), score
 
     def _train(self, data, start, rng, *, max_iter, accumulate=False, validate=None,
-               callbacks=None, fallback=None):  # fmt: skip
+               callbacks=None, fallback=None, average_init=None):  # fmt: skip
         """Run :func:`skl_tfreg._training.run` on ``data`` with this estimator's parameters.
 
         ``rng`` shuffles the mini-batch epochs (``data.epochs``); ``fallback``
@@ -875,6 +925,8 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
             on_epoch=on_epoch if report_every else None,
             report_every=max(report_every, 1),
             fallback=fallback,
+            average=int(self.average) if self.average and data.batch_size else None,
+            average_init=average_init,
         )
 
     def _attributes(self, coef, intercept, single):

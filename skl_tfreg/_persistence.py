@@ -57,7 +57,8 @@ _EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 # The fitted attributes stored as arrays, beside the TrainState's.
 _FITTED_ARRAYS = ("coef_", "intercept_", "loss_curve_", "validation_scores_", "feature_names_in_")
 _MOMENTS = ("S", "x_mean", "x_m2", "y_mean", "y_m2")
-_STATE_FIELDS = ("moments", "direction", "steps", "best", "n_bad", "t")
+_STATE_FIELDS = ("moments", "direction", "steps", "best", "n_bad", "t", "iterate", "n_averaged",
+                 "n_seen")  # fmt: skip
 # Read-side errors of a damaged archive or member, turned into a clear ValueError.
 _READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
                 NotImplementedError, RuntimeError)  # fmt: skip
@@ -283,7 +284,8 @@ def _state_parts(state):
     Returns
     -------
     scalars : dict
-        ``n_bad``, ``t`` and ``steps`` (a list of ``[key, value]`` lists).
+        ``n_bad``, ``t``, ``n_averaged``, ``n_seen`` and ``steps`` (a list of
+        ``[key, value]`` lists).
     arrays : dict of str to ndarray
     """
     if tuple(state._fields) != _STATE_FIELDS:  # TrainState changed: so must this format
@@ -296,10 +298,15 @@ def _state_parts(state):
         dW, db = state.direction
         arrays["_train_state.direction.dW"] = np.asarray(dW)
         arrays["_train_state.direction.db"] = np.asarray(db)
+    if state.iterate is not None:
+        coef, intercept = state.iterate
+        arrays["_train_state.iterate.coef"] = np.asarray(coef)
+        arrays["_train_state.iterate.intercept"] = np.asarray(intercept)
     arrays["_train_state.best"] = np.asarray(state.best)
     pairs = dict(state.steps).items()
     steps = [[_json_value(list(k)), _json_value(list(v))] for k, v in pairs]
-    return {"n_bad": int(state.n_bad), "t": int(state.t), "steps": steps}, arrays
+    counts = {name: int(getattr(state, name)) for name in ("n_bad", "t", "n_averaged", "n_seen")}
+    return {**counts, "steps": steps}, arrays
 
 
 def _npy_bytes(name, array):
@@ -734,6 +741,10 @@ def _state(scalars, arrays):
     if "_train_state.direction.dW" in arrays:
         direction = (arrays.pop("_train_state.direction.dW"),
                      arrays.pop("_train_state.direction.db"))  # fmt: skip
+    iterate = None
+    if "_train_state.iterate.coef" in arrays:
+        iterate = (arrays.pop("_train_state.iterate.coef"),
+                   arrays.pop("_train_state.iterate.intercept"))  # fmt: skip
     steps = {}
     for key, value in scalars["steps"]:
         if not all(isinstance(v, (str, int, float)) for v in key) or not all(
@@ -748,6 +759,10 @@ def _state(scalars, arrays):
         best=arrays.pop("_train_state.best"),
         n_bad=_nonneg_int(scalars, "n_bad"),
         t=_nonneg_int(scalars, "t"),
+        iterate=iterate,
+        # Files written before averaged SGD have neither count: both were 0.
+        n_averaged=_nonneg_int({"n_averaged": 0, **scalars}, "n_averaged"),
+        n_seen=_nonneg_int({"n_seen": 0, **scalars}, "n_seen"),
     )
 
 
@@ -779,6 +794,9 @@ def _check_shapes(attributes):
              and all(m.dtype == np.float64 for m in state.moments)),
             ("_train_state.direction", state.direction is None
              or (state.direction[0].shape == (p, k) and state.direction[1].shape == (k,))),
+            ("_train_state.iterate", state.iterate is None
+             or (state.iterate[0].dtype == state.iterate[1].dtype == coef.dtype
+                 and state.iterate[0].shape == (p, k) and state.iterate[1].shape == (k,))),
             ("_train_state.best", _is(state.best, np.float64, 1)),
             ("t_", state.t == attributes["t_"]),
         ]  # fmt: skip

@@ -30,7 +30,13 @@ class TrainState(NamedTuple):
     progress rule's reference (lowest objective, lowest gradient norm) and its
     count of epochs without progress; ``partial_fit`` carries the count only,
     judging each chunk against its own objective at the start of the call.
-    ``t`` counts gradient steps.
+    ``t`` counts gradient steps. With averaged SGD (``average``) the fitted
+    coefficients are the mean of the iterates: ``iterate`` is then the last
+    iterate itself, ``(coef, intercept)`` in the caller's units, where
+    ``partial_fit`` continues the steps from, and ``n_averaged`` the number of
+    iterates in the mean (None and 0 otherwise). ``n_seen`` counts the rows
+    stepped over since the last ``fit`` or ``fit_stream`` began, warm or not,
+    ``partial_fit``'s added (``average``'s threshold reads it).
     """
 
     moments: tuple
@@ -39,3 +45,6 @@ class TrainState(NamedTuple):
     best: np.ndarray
     n_bad: int
     t: int
+    iterate: tuple | None = None  # (coef (p, k), intercept (k,)) under averaging
+    n_averaged: int = 0
+    n_seen: int = 0

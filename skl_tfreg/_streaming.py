@@ -316,10 +316,11 @@ class Stream:
         while True:
             yield [int(draw(np.iinfo(np.int32).max))]
 
-    def minibatch_epoch(self, pb, V, batches, schedule, tol):
+    def minibatch_epoch(self, pb, V, batches, schedule, tol, average=None):
         """One epoch of mini-batch steps over the chunks, as :func:`_core.minibatch_epoch`.
 
-        ``batches`` is ``[seed]`` from :meth:`epochs`.
+        ``batches`` is ``[seed]`` from :meth:`epochs`. With an ``average`` the
+        steps also average their iterates, as :func:`_core.averaged_epoch`.
         """
         rng = np.random.default_rng(batches[0])
         n_total = tf.constant(self.n_samples, self.dtype)
@@ -330,15 +331,18 @@ class Stream:
                                       random_state=rng))  # fmt: skip
             offsets = tf.constant(np.cumsum([0] + [len(b) for b in order]), tf.int64)
             chunk_schedule = schedule._replace(t0=schedule.t0 + tf.constant(n_steps, self.dtype))
-            sums = self._kernel(_core.minibatch_pass, X)(
-                chunk_pb, V, tf.constant(np.concatenate(order), tf.int64), offsets,
-                chunk_schedule, n_total,
-            )  # fmt: skip
+            args = (chunk_pb, V, tf.constant(np.concatenate(order), tf.int64), offsets,
+                    chunk_schedule, n_total)  # fmt: skip
+            if average is None:
+                sums = self._kernel(_core.minibatch_pass, X)(*args)
+            else:
+                sums, average = self._kernel(_core.averaged_pass, X)(*args, average)
             V, fit_sums, G_sum = sums.V, fit_sums + sums.fit_sums, G_sum + sums.G_sum
             n_steps += len(order)
-        return self._kernel(_core.minibatch_end)(
-            pb, V, fit_sums, G_sum, tf.constant(max(n_steps, 1)), tol
-        )
+        end = (pb, V, fit_sums, G_sum, tf.constant(max(n_steps, 1)), tol)
+        if average is None:
+            return self._kernel(_core.minibatch_end)(*end)
+        return self._kernel(_core.averaged_end)(*end, average)
 
     def smoothness(self, pb):
         """Return :func:`_core.smoothness` of all the rows, from one pass of Gram matrices."""

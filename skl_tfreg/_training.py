@@ -106,6 +106,23 @@ def _direction_from_units(pb, dW, db):
     return np.vstack([rows, offset[None, :]])
 
 
+def _point_in_units(pb, V):
+    """Return a point in preconditioned coordinates as ``(coef, intercept)``, the caller's units."""
+    inv_d, m, ybar = (np.asarray(t) for t in (pb.inv_d, pb.m, pb.ybar))
+    with np.errstate(under="ignore"):
+        scaled = np.asarray(V) * inv_d[:, None]
+    return scaled[:-1], ybar + scaled[-1] - m @ scaled[:-1]
+
+
+def _point_from_units(pb, coef, intercept):
+    """Return ``(coef, intercept)`` as a point in the coordinates of ``pb``: ``_core._initial``."""
+    inv_d, m, ybar = (np.asarray(t) for t in (pb.inv_d, pb.m, pb.ybar))
+    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
+        rows = np.where(inv_d[:-1, None] > 0, coef / inv_d[:-1, None], 0.0)
+        offset = np.where(inv_d[-1] > 0, intercept - ybar + m @ coef, 0.0) * inv_d[-1]
+    return np.vstack([rows, offset[None, :]]).astype(inv_d.dtype)
+
+
 def _stall_or_shrink(n_bad, patience, schedule):
     """After ``n_bad`` epochs without progress: shrink the step (and count anew), or stall.
 
@@ -292,13 +309,15 @@ class Trainer:
     and, after full-batch epochs, ``state`` (the kernel's descent state).
     ``handover(units)``, if set, returns other data and their start from
     ``units``: a full-batch run that stalls continues there once, in the same
-    count of epochs (the data passes after a fit on statistics).
+    count of epochs (the data passes after a fit on statistics). ``average``
+    (a :class:`~skl_tfreg._core.Average`, mini-batches only) averages the
+    iterates: ``units`` are then the average's, and ``V`` the last iterate.
     """
 
     def __init__(self, data, start, schedule, monitor, progress, *, tol_eff, t, n_bad,
-                 handover=None):  # fmt: skip
+                 handover=None, average=None):  # fmt: skip
         self.schedule, self.monitor, self.handover = schedule, monitor, handover
-        self.t, self.n_bad = t, n_bad
+        self.t, self.n_bad, self.average = t, n_bad, average
         self.progress, self.tol_eff = progress, tol_eff
         self.tol_t = tf.constant(tol_eff, data.dtype)
         self._begin(data, start)
@@ -307,6 +326,7 @@ class Trainer:
         """Train on ``data`` from ``start`` (a :class:`~skl_tfreg._core.Start`)."""
         self.data, self.start, self.pb = data, start, start.problem
         self.state, self.units, self.status = start.state, start.units, Status.of(start.status)
+        self.V = start.state.V
         self.best = start.state.best
         self.limit = _DIVERGENCE_FACTOR * float(start.state.best.numpy()[0])
 
@@ -342,7 +362,7 @@ class Trainer:
     def minibatch_loop(self, epochs):
         """Run one kernel call per epoch of ``epochs`` until a rule stops them."""
         dtype, monitor = self.data.dtype, self.monitor
-        V, best = self.state.V, self.best.numpy()
+        V, best = self.V, self.best.numpy()
         epochs, batches = iter(epochs), None
         while self.running():
             if batches is None:  # else retry the epoch that diverged, with a smaller step
@@ -351,14 +371,16 @@ class Trainer:
                     break
                 batches = list(batches)
             out = self.data.minibatch_epoch(
-                self.pb, V, batches, self.schedule.tensors(self.t, dtype), self.tol_t
-            )
+                self.pb, V, batches, self.schedule.tensors(self.t, dtype), self.tol_t,
+                self.average,
+            )  # fmt: skip
+            out, average = out if self.average is not None else (out, None)
             objective = float(out.objective)
             if not objective <= self.limit:  # also catches NaN
                 if self.schedule.recover():
                     continue  # the epoch is undone: V stays where it was
                 self.status = Status.DIVERGED
-            V, self.units = out.V, out.units
+            V, self.units, self.average = out.V, out.units, average
             monitor.losses.append(objective)
             self.t += int(out.n_steps)
             batches = None
@@ -367,7 +389,7 @@ class Trainer:
             elif self.status is Status.RUNNING and monitor.tol is not None:
                 self._judge_progress(objective, best)
             self.status = monitor.after_epochs(self.status, self.units, self.schedule)
-        self.best = best
+        self.V, self.best = V, best
 
     def _judge_progress(self, objective, best):
         """Apply the mini-batch progress rule: shrink the step, or stall, after no progress.
@@ -415,6 +437,8 @@ def run(
     on_epoch=None,
     report_every=1,
     fallback=None,
+    average=None,
+    average_init=None,
 ):
     """Minimise J by gradient steps on ``data`` and return the coefficients in the caller's units.
 
@@ -472,6 +496,15 @@ def run(
         passes, after sufficient statistics whose rounding left it unmet). The
         epochs on both count as one run: towards ``max_iter``, in ``verbose``
         and callback reports, and under early stopping.
+    average : int or None
+        Averaged SGD (mini-batches only): every iterate after the step whose
+        rows bring the count of rows seen (``state.n_seen`` when
+        ``accumulate``, else 0) to ``average`` or more joins a running mean,
+        and the coefficients returned are that mean. None: no averaging.
+    average_init : tuple or None
+        ``(coef, intercept, n_averaged)``: a mean of ``n_averaged`` iterates to
+        continue (``partial_fit``; ``coef_init`` and ``intercept_init`` are then
+        the last iterate, ``state.iterate``). None starts a new mean.
 
     Returns
     -------
@@ -505,16 +538,42 @@ def run(
         tf.constant(schedule.conjugate), tf.constant(rtol, dtype), tf.constant(patience)
     )
     n_bad = state.n_bad if carry and accumulate else 0
+    n_seen = state.n_seen if carry and accumulate else 0
+    averaging = None
+    if average is not None:
+        if not minibatch:
+            raise ValueError("Averaged SGD averages mini-batch iterates: it needs a batch_size.")
+        start, averaging = _start_average(start, average, average_init, n_seen)
     handover = None
     if fallback is not None:
         handover = _handover(fallback, fit_intercept, alpha, prior, tol_eff)
     trainer = Trainer(data, start, schedule, monitor, progress, tol_eff=tol_eff,
-                      t=state.t if carry else 0, n_bad=n_bad, handover=handover)  # fmt: skip
+                      t=state.t if carry else 0, n_bad=n_bad, handover=handover,
+                      average=averaging)  # fmt: skip
     if minibatch:
         trainer.minibatch_loop(epochs)
     else:
         trainer.full_batch_loop()
-    return _result(trainer, t_before=state.t if carry else 0)
+    return _result(trainer, t_before=state.t if carry else 0, seen_before=n_seen)
+
+
+def _start_average(start, average, average_init, n_seen):
+    """Return the start of an averaged run, and its :class:`~skl_tfreg._core.Average`.
+
+    A continued mean is moved to this run's coordinates, and reported as the
+    start's coefficients (so that a chunk already fitted keeps the mean).
+    """
+    pb, V = start.problem, start.state.V
+    A, count = V, 0
+    if average_init is not None:
+        coef, intercept, count = average_init
+        A = tf.constant(_point_from_units(pb, coef, intercept), V.dtype)
+        if count > 0:
+            units = start.units._replace(coef=tf.constant(coef, V.dtype),
+                                         intercept=tf.constant(intercept, V.dtype))  # fmt: skip
+            start = start._replace(units=units)
+    wide = (float(count), float(n_seen), float(average))
+    return start, _core.Average(A, *(tf.constant(x, tf.float64) for x in wide))
 
 
 def _handover(fallback, fit_intercept, alpha, prior, tol_eff):
@@ -529,7 +588,7 @@ def _handover(fallback, fit_intercept, alpha, prior, tol_eff):
     return handover
 
 
-def _result(trainer, t_before):
+def _result(trainer, t_before, seen_before):
     """Assemble the :class:`TrainResult` of a finished :class:`Trainer`."""
     monitor, schedule, start = trainer.monitor, trainer.schedule, trainer.start
     coef, intercept, grad, ratio = (u.numpy() for u in trainer.units)
@@ -553,6 +612,10 @@ def _result(trainer, t_before):
     direction = None
     if schedule.conjugate:
         direction = _direction_in_units(start.problem, trainer.state.P)
+    iterate, n_averaged = None, 0
+    if trainer.average is not None:
+        iterate = _point_in_units(trainer.pb, trainer.V)
+        n_averaged = int(trainer.average.count)
     new_state = TrainState(
         moments=tuple(np.asarray(m) for m in start.moments),
         direction=direction,
@@ -560,6 +623,9 @@ def _result(trainer, t_before):
         best=np.asarray(trainer.best, dtype=np.float64),
         n_bad=int(trainer.n_bad),
         t=trainer.t,
+        iterate=iterate,
+        n_averaged=n_averaged,
+        n_seen=seen_before + data.n_samples * monitor.n_done,
     )
     return TrainResult(
         coef=coef,

@@ -1,4 +1,4 @@
-"""Every scikit-learn estimator check: the default, a mini-batch configuration, the CV."""
+"""Every scikit-learn estimator check: the default, mini-batches (plain and averaged), the CV."""
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -23,7 +23,12 @@ def _expected_failures(estimator):
 
 
 @parametrize_with_checks(
-    [SGDL2Regressor(), SGDL2Regressor(batch_size=4, random_state=0), SGDL2RegressorCV()],
+    [
+        SGDL2Regressor(),
+        SGDL2Regressor(batch_size=4, random_state=0),
+        SGDL2Regressor(batch_size=4, random_state=0, average=True),
+        SGDL2RegressorCV(),
+    ],
     expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible_estimator(estimator, check):

@@ -51,6 +51,9 @@ def _fitted(case):
     elif case == "minibatch_adaptive":
         params = {"batch_size": 16, "learning_rate": "adaptive", "eta0": 0.02,
                   "random_state": 2, "n_iter_no_change": 1, "max_iter": 4, "tol": 0.5}  # fmt: skip
+    elif case == "averaged":  # the mean of the iterates, and the last iterate beside it
+        params = {"batch_size": 16, "random_state": 3, "tol": None, "max_iter": 3,
+                  "learning_rate": "constant", "eta0": 0.05, "average": 20}  # fmt: skip
     elif case == "stopped_early":  # mid-training: a conjugate direction to continue
         params = {"tol": None, "max_iter": 2, "precompute": False}
     X, y = _data(dtype, targets)
@@ -66,7 +69,8 @@ def _fitted(case):
 
 
 CASES = ["1d", "2d", "no_intercept", "float32", "float32_2d", "early_stopping",
-         "minibatch_auto", "minibatch_adaptive", "stopped_early", "partial_fit"]  # fmt: skip
+         "minibatch_auto", "minibatch_adaptive", "stopped_early", "partial_fit",
+         "averaged"]  # fmt: skip
 
 
 def assert_identical(a, b):
@@ -135,6 +139,12 @@ def test_round_trip_keeps_the_state_that_matters(tmp_path):
     assert loaded._train_state.direction[0].dtype == np.float32
     est, *_ = _fitted("1d")
     assert isinstance(_round_trip(est, tmp_path).intercept_, np.float64)
+    est, *_ = _fitted("averaged")
+    state = est._train_state
+    assert state.iterate is not None and 0 < state.n_averaged < est.t_ and state.n_seen == 300
+    assert not np.array_equal(state.iterate[0][:, 0], est.coef_)  # the mean is not the iterate
+    loaded = _round_trip(est, tmp_path)._train_state
+    assert (loaded.n_averaged, loaded.n_seen) == (state.n_averaged, state.n_seen)
 
 
 def test_dataframe_feature_names_round_trip(tmp_path):
@@ -155,7 +165,15 @@ def test_dataframe_feature_names_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "case", ["stopped_early", "minibatch_auto", "minibatch_adaptive", "float32_2d", "partial_fit"]
+    "case",
+    [
+        "stopped_early",
+        "minibatch_auto",
+        "minibatch_adaptive",
+        "float32_2d",
+        "partial_fit",
+        "averaged",
+    ],
 )
 def test_partial_fit_after_load_continues_like_the_original(case, tmp_path):
     est, X, y = _fitted(case)
@@ -197,7 +215,7 @@ def test_every_param_round_trips(tmp_path):
                   batch_size=32, precompute=False, learning_rate="adaptive", eta0=0.125,
                   power_t=0.5,
                   early_stopping=True, validation_fraction=0.2, shuffle=False,
-                  random_state=None, warm_start=True, verbose=2)  # fmt: skip
+                  random_state=None, warm_start=True, average=7, verbose=2)  # fmt: skip
     est = SGDL2Regressor(**params)
     assert set(params) == set(est.get_params())  # a new parameter: add it here
     loaded = _round_trip(est, tmp_path)
@@ -315,6 +333,24 @@ def _refused(path, match):
     assert str(path) in str(info.value)
     assert type(info.value) is ValueError
     return info.value
+
+
+def test_a_file_from_before_averaging_loads_and_continues(saved, tmp_path):
+    # Files written before `average` have no "average" parameter and no counts of rows
+    # seen or iterates averaged: they load as a model that did not average.
+    def older(meta):
+        del meta["params"]["average"]
+        for name in ("n_averaged", "n_seen"):
+            del meta["fitted"]["train_state"][name]
+
+    current = SGDL2Regressor.load(saved)
+    _write_zip(tmp_path / "old.skl", _with_metadata(_members(saved), older))
+    old = SGDL2Regressor.load(tmp_path / "old.skl")
+    assert old.average is False and old._train_state.n_seen == 0
+    assert old._train_state.iterate is None and old._train_state.n_averaged == 0
+    np.testing.assert_array_equal(old.coef_, current.coef_)
+    X, y = _data(seed=1, n=40)
+    np.testing.assert_array_equal(old.partial_fit(X, y).coef_, current.partial_fit(X, y).coef_)
 
 
 def test_flipped_byte_in_an_array_is_a_digest_mismatch(saved):
@@ -702,7 +738,7 @@ def test_pipelines_round_trip_through_skops(case):
     assert_identical(pipe[-1], loaded[-1])
 
 
-@pytest.mark.parametrize("case", ["minibatch_adaptive", "partial_fit", "stopped_early"])
+@pytest.mark.parametrize("case", ["minibatch_adaptive", "partial_fit", "stopped_early", "averaged"])
 def test_training_continues_exactly_after_a_skops_load(case):
     est, X, y = _fitted(case)
     loaded, _ = _skops_round_trip(est)
