@@ -271,8 +271,9 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
         continues both the last iterate and the mean; a ``fit`` (also a warm
         start, from ``coef_``) starts a new mean. Needs an integer
         ``batch_size`` (with one of ``n_samples`` or more, every epoch is one
-        averaged step); ``batch_size="auto"`` refuses it, since full-batch
-        steps have no noise to average away.
+        averaged step in memory, and every batch one in ``fit_stream``);
+        ``batch_size="auto"`` refuses it, since full-batch steps have no noise
+        to average away.
     verbose : int, default=0
         If positive, print the epoch, objective, gradient norm, coefficients
         ``W``, intercept ``b`` and elapsed time every ``verbose`` epochs.
@@ -502,6 +503,8 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
         if self.precompute is True and not (full_batch and self.learning_rate == "auto"):
             asked = (f"learning_rate='{self.learning_rate}'" if full_batch
                      else f"batch_size={self.batch_size} (mini-batches)")  # fmt: skip
+            if not full_batch and self.average:
+                asked = f"average={self.average} (averaged mini-batch steps)"
             raise ValueError(
                 "precompute=True solves full batches on the data's statistics, with the "
                 f"exact steps of learning_rate='auto'; {asked} asks for other steps. Use "

@@ -761,9 +761,29 @@ def _state(scalars, arrays):
         t=_nonneg_int(scalars, "t"),
         iterate=iterate,
         # Files written before averaged SGD have neither count: both were 0.
-        n_averaged=_nonneg_int({"n_averaged": 0, **scalars}, "n_averaged"),
-        n_seen=_nonneg_int({"n_seen": 0, **scalars}, "n_seen"),
+        n_averaged=_count({"n_averaged": 0, **scalars}, "n_averaged"),
+        n_seen=_count({"n_seen": 0, **scalars}, "n_seen"),
     )
+
+
+def _count(mapping, name):
+    """Return ``mapping[name]`` if it is an int in [0, 2**53] (exact in float64).
+
+    Parameters
+    ----------
+    mapping : dict
+        Decoded JSON.
+    name : str
+        Key.
+
+    Returns
+    -------
+    value : int
+    """
+    value = _nonneg_int(mapping, name)
+    if value > 2**53:
+        raise _Refused(f"malformed metadata: {name}={value!r}")
+    return value
 
 
 def _check_shapes(attributes):
@@ -799,6 +819,7 @@ def _check_shapes(attributes):
                  and state.iterate[0].shape == (p, k) and state.iterate[1].shape == (k,))),
             ("_train_state.best", _is(state.best, np.float64, 1)),
             ("t_", state.t == attributes["t_"]),
+            ("_train_state.n_averaged", state.n_averaged <= state.t),
         ]  # fmt: skip
     for name, ok in checks:
         if not ok:

@@ -613,9 +613,11 @@ def _result(trainer, t_before, seen_before):
     if schedule.conjugate:
         direction = _direction_in_units(start.problem, trainer.state.P)
     iterate, n_averaged = None, 0
-    if trainer.average is not None:
+    if trainer.average is not None and monitor.best_units is None:
         iterate = _point_in_units(trainer.pb, trainer.V)
         n_averaged = int(trainer.average.count)
+    # Early stopping keeps an earlier epoch's mean, which the last iterate and count do
+    # not belong to: a later call continues from it as from any fitted model.
     new_state = TrainState(
         moments=tuple(np.asarray(m) for m in start.moments),
         direction=direction,

@@ -194,13 +194,67 @@ def test_fit_stream_averages_as_fit_does(rng):
 
 def test_early_stopping_scores_and_keeps_the_mean(rng):
     X, y = _noisy(rng, n=4000)
-    reg = SGDL2Regressor(alpha=1e-4, batch_size=16, eta0=0.1, early_stopping=True,
-                         learning_rate="constant", tol=1e-5, n_iter_no_change=3,
-                         max_iter=30, average=True, random_state=5).fit(X, y)  # fmt: skip
+    params = dict(alpha=1e-4, batch_size=16, eta0=0.1, early_stopping=True,
+                  learning_rate="constant", tol=1e-5, n_iter_no_change=3, max_iter=30,
+                  random_state=5)  # fmt: skip
+    reg = SGDL2Regressor(average=True, **params).fit(X, y)
+    plain = SGDL2Regressor(**params).fit(X, y)
     n_val = math.ceil(0.1 * len(y))
     val = np.sort(np.random.RandomState(5).permutation(len(y))[:n_val])
     best = reg.validation_scores_.max()
     assert r2_score(y[val], reg.predict(X[val])) == pytest.approx(best, abs=1e-12)
+    # The same iterates (the same rows, steps and losses), but the means were scored.
+    n = min(reg.n_iter_, plain.n_iter_)
+    np.testing.assert_array_equal(reg.loss_curve_[:n], plain.loss_curve_[:n])
+    assert not np.allclose(reg.validation_scores_[:n], plain.validation_scores_[:n])
+    # The kept mean is an earlier epoch's: the last iterate does not belong to it, so a
+    # later partial_fit starts a new mean from coef_.
+    assert reg._train_state.iterate is None and reg._train_state.n_averaged == 0
+    t = reg.t_
+    reg.partial_fit(X[:800], y[:800])
+    assert reg._train_state.n_averaged == reg.t_ - t == 50  # this call's 800 / 16 steps
+
+
+def test_an_epoch_undone_leaves_the_mean_alone(rng):
+    # "adaptive" undoes an epoch whose objective explodes and retries it with a smaller
+    # step: the undone steps must not enter the mean.
+    X, y = _noisy(rng, n=800)
+    params = dict(alpha=1e-4, batch_size=16, learning_rate="adaptive", eta0=50.0, max_iter=3,
+                  tol=None, random_state=0)  # fmt: skip
+    plain = SGDL2Regressor(**params).fit(X, y)
+    averaged = SGDL2Regressor(average=True, **params).fit(X, y)
+    assert dict(plain._train_state.steps)[("adaptive", 50.0)][0] < 50.0  # it did retry
+    np.testing.assert_array_equal(averaged.loss_curve_, plain.loss_curve_)
+    assert averaged._train_state.n_averaged == averaged.t_ == plain.t_ == 150
+    assert averaged._train_state.n_seen == 3 * 800
+    np.testing.assert_allclose(averaged._train_state.iterate[0][:, 0], plain.coef_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["dense", "float32", "no_intercept", "2_targets"])
+def test_partial_fit_on_other_chunks_continues_the_mean(rng, kind):
+    # Chunks that differ move the preconditioner at every call; the mean is kept in the
+    # caller's units across them. One step per call (batch_size >= the chunk): the plain
+    # calls' coefficients are the iterates, and the averaged model is their mean.
+    X, Y = _noisy(rng, n=600, p=4, targets=2 if kind == "2_targets" else None)
+    if kind == "float32":
+        X, Y = X.astype(np.float32), Y.astype(np.float32)
+    chunks = [(X[i : i + 100] * (1 + 0.3 * j), Y[i : i + 100])
+              for j, i in enumerate(range(0, 600, 100))]  # fmt: skip
+    params = dict(alpha=1e-3, batch_size=100, eta0=0.2, fit_intercept=kind != "no_intercept",
+                  **CONSTANT)  # fmt: skip
+    plain, averaged = SGDL2Regressor(**params), SGDL2Regressor(average=250, **params)
+    points = []
+    for Xc, Yc in chunks:
+        plain.partial_fit(Xc, Yc)
+        averaged.partial_fit(Xc, Yc)
+        points.append(_units(plain))
+    expected = [np.mean([p[i] for p in points[2:]], axis=0) for i in (0, 1)]  # from row 300
+    rtol = 1e-4 if kind == "float32" else 1e-9
+    coef, intercept = _units(averaged)
+    np.testing.assert_allclose(coef, expected[0], rtol=rtol, atol=rtol * np.abs(coef).max())
+    np.testing.assert_allclose(intercept, expected[1], rtol=rtol, atol=rtol)
+    state = averaged._train_state
+    assert (state.n_averaged, state.n_seen, averaged.t_) == (4, 600, 6)
 
 
 def test_loss_curve_reads_the_iterates(rng):

@@ -54,6 +54,10 @@ def _fitted(case):
     elif case == "averaged":  # the mean of the iterates, and the last iterate beside it
         params = {"batch_size": 16, "random_state": 3, "tol": None, "max_iter": 3,
                   "learning_rate": "constant", "eta0": 0.05, "average": 20}  # fmt: skip
+    elif case == "averaged_float32_2d":
+        params = {"batch_size": 16, "random_state": 4, "tol": None, "max_iter": 2,
+                  "learning_rate": "constant", "eta0": 0.05, "average": True}  # fmt: skip
+        dtype, targets = np.float32, 2
     elif case == "stopped_early":  # mid-training: a conjugate direction to continue
         params = {"tol": None, "max_iter": 2, "precompute": False}
     X, y = _data(dtype, targets)
@@ -70,7 +74,7 @@ def _fitted(case):
 
 CASES = ["1d", "2d", "no_intercept", "float32", "float32_2d", "early_stopping",
          "minibatch_auto", "minibatch_adaptive", "stopped_early", "partial_fit",
-         "averaged"]  # fmt: skip
+         "averaged", "averaged_float32_2d"]  # fmt: skip
 
 
 def assert_identical(a, b):
@@ -173,6 +177,7 @@ def test_dataframe_feature_names_round_trip(tmp_path):
         "float32_2d",
         "partial_fit",
         "averaged",
+        "averaged_float32_2d",
     ],
 )
 def test_partial_fit_after_load_continues_like_the_original(case, tmp_path):
@@ -335,14 +340,17 @@ def _refused(path, match):
     return info.value
 
 
-def test_a_file_from_before_averaging_loads_and_continues(saved, tmp_path):
+def test_a_file_from_before_averaging_loads_and_continues(tmp_path):
     # Files written before `average` have no "average" parameter and no counts of rows
-    # seen or iterates averaged: they load as a model that did not average.
+    # seen or iterates averaged: they load as a model that did not average, and a
+    # mini-batch partial_fit continues them as before.
     def older(meta):
         del meta["params"]["average"]
         for name in ("n_averaged", "n_seen"):
             del meta["fitted"]["train_state"][name]
 
+    saved = tmp_path / "m.skl"
+    _fitted("minibatch_adaptive")[0].save(saved)
     current = SGDL2Regressor.load(saved)
     _write_zip(tmp_path / "old.skl", _with_metadata(_members(saved), older))
     old = SGDL2Regressor.load(tmp_path / "old.skl")
@@ -474,6 +482,45 @@ def test_inconsistent_shapes_are_refused(saved):
 
     _write_zip(saved, _with_metadata({**members, "coef_.npy": data}, change))
     _refused(saved, "coef_ does not fit a model of 5 features")
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda st: st.update(n_averaged=10**6), "_train_state.n_averaged does not fit"),
+        (lambda st: st.update(n_seen=2**60), r"malformed metadata: n_seen=\d+"),
+        (lambda st: st.update(n_averaged=-1), "malformed metadata: n_averaged=-1"),
+        (lambda st: st.update(n_seen=1.5), r"malformed metadata: n_seen=1\.5"),
+    ],
+)
+def test_forged_averaging_counts_are_refused(tmp_path, change, match):
+    saved = tmp_path / "m.skl"
+    _fitted("averaged")[0].save(saved)
+    _write_zip(saved, _with_metadata(_members(saved),
+                                     lambda m: change(m["fitted"]["train_state"])))  # fmt: skip
+    _refused(saved, match)
+
+
+def test_an_iterate_of_another_shape_or_half_of_one_is_refused(tmp_path):
+    saved = tmp_path / "m.skl"
+    _fitted("averaged")[0].save(saved)
+    members = _members(saved)
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((N_FEATURES - 1, 1)))
+    data = buffer.getvalue()
+
+    def change(meta):
+        meta["arrays"]["_train_state.iterate.coef"].update(
+            shape=[N_FEATURES - 1, 1], sha256=hashlib.sha256(data).hexdigest()
+        )
+
+    _write_zip(saved, _with_metadata({**members, "_train_state.iterate.coef.npy": data}, change))
+    _refused(saved, "_train_state.iterate does not fit a model of 5 features")
+    del members["_train_state.iterate.intercept.npy"]
+    _write_zip(
+        saved, _with_metadata(members, lambda m: m["arrays"].pop("_train_state.iterate.intercept"))
+    )
+    _refused(saved, "malformed metadata: fitted state")
 
 
 def test_array_unlike_its_manifest_is_refused(saved):
