@@ -12,6 +12,7 @@ pass, as :class:`~skl_tfreg.SGDL2Regressor` does.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from numbers import Integral, Real
 from typing import Any
@@ -19,11 +20,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import _fit_context
-from sklearn.model_selection import check_cv
+from sklearn.model_selection import KFold, check_cv
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError
 
-from ._estimator import SGDL2Regressor, _LinearModel, _StartingPoint
+from ._estimator import SGDL2Regressor, _dask_only_in_x, _is_dask, _LinearModel, _StartingPoint
 
 __all__ = ["SGDL2RegressorCV"]
 
@@ -183,6 +184,8 @@ class SGDL2RegressorCV(_LinearModel):
         from . import _distributed
         from ._statistics import Statistics, row_blocks
 
+        if _dask_only_in_x(X, y, sample_weight):
+            return self._fit_dask(X, y, sample_weight, groups)
         given = self._grid()
         self._clear()
         replicas = _distributed.current_replicas()
@@ -202,6 +205,47 @@ class SGDL2RegressorCV(_LinearModel):
                            groups=(n_folds + 1, _by_index(fold_of, n_folds)))  # fmt: skip
         self._check_statistics(stats, Xv)
         return self._finish_fit(stats, n_folds, given, arrays.single, Xv)
+
+    def _fit_dask(self, X, y, sample_weight, groups):
+        """Cross-validate Dask input: every fold's statistics summed on the workers.
+
+        The folds are those of ``cv`` on the rows in partition order (an int:
+        KFold's contiguous folds, as in memory), from the partitions' lengths;
+        a splitter that needs ``y`` cannot see it here.
+        """
+        from . import _dask
+
+        given = self._grid()
+        parts = self._dask_partitions(X, y, sample_weight)
+        lengths = parts.lengths()
+        n = int(sum(lengths))
+        offsets = np.cumsum([0, *lengths])
+        bounds = _contiguous_folds(check_cv(self.cv), n, groups)
+        if bounds is not None:  # KFold's folds from their bounds: no labels on the client
+            n_folds = len(bounds) - 1
+            self._check_width(parts.layout.n_features, given, n_folds)
+            splits = [_by_bounds(bounds - a, n_folds) for a in offsets[:-1]]
+            stats = _dask.DaskStatistics(parts, groups=(n_folds + 1, splits))
+            self._check_statistics(stats)
+            return self._finish_fit(stats, n_folds, given, parts.single, None)
+        if _is_dask(groups):
+            groups = np.asarray(groups.compute())
+        try:
+            splits = check_cv(self.cv).split(np.empty((n, 0)), None, groups)
+            first = next(splits)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"cv={self.cv!r} could not split the {n} rows of Dask input without y ({err}); "
+                "use an int, KFold or GroupKFold."
+            ) from err
+        fold_of, n_folds = _fold_labels(itertools.chain([first], splits), n, self.cv)
+        self._check_width(parts.layout.n_features, given, n_folds)
+        fold_of = fold_of.astype(np.min_scalar_type(n_folds))
+        splits = [_by_index(fold_of[a:b], n_folds) for a, b in zip(offsets[:-1], offsets[1:],
+                                                                     strict=True)]  # fmt: skip
+        stats = _dask.DaskStatistics(parts, groups=(n_folds + 1, splits))
+        self._check_statistics(stats)
+        return self._finish_fit(stats, n_folds, given, parts.single, None)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit_stream(self, source: Callable[[], Iterable[Any]] | Any) -> SGDL2RegressorCV:
@@ -271,32 +315,8 @@ class SGDL2RegressorCV(_LinearModel):
 
     def _folds(self, X, Y, s, single, groups=None):
         """Return each row's fold (``n_folds`` for rows never held out) and ``n_folds``."""
-        n = X.shape[0]
-        cv = check_cv(self.cv)
-        fold_of = np.full(n, -1)
-        splits = list(cv.split(X, Y[:, 0] if single else Y, groups))
-        for k, (train, test) in enumerate(splits):
-            test, train = np.asarray(test), np.asarray(train)
-            if test.size == 0:
-                raise ValueError(f"Fold {k} of cv={self.cv!r} holds out no rows.")
-            if np.any(fold_of[test] >= 0):
-                raise ValueError(
-                    f"Fold {k} of cv={self.cv!r} holds out rows that an earlier fold held "
-                    "out; SGDL2RegressorCV needs every row held out at most once (KFold, "
-                    "GroupKFold, ...; not ShuffleSplit)."
-                )
-            fold_of[test] = k
-            if train.size + test.size != n or np.any(fold_of[train] == k):
-                raise ValueError(
-                    f"Fold {k} of cv={self.cv!r} does not train on every row it does not hold "
-                    "out; SGDL2RegressorCV sums the statistics of the held-out rows and "
-                    "trains on the rest (KFold, GroupKFold, ...)."
-                )
-        if len(splits) < 2:
-            raise ValueError(f"cv={self.cv!r} gives {len(splits)} fold; at least 2 are needed.")
-        n_folds = len(splits)
-        fold_of[fold_of < 0] = n_folds
-        return fold_of, n_folds
+        splits = check_cv(self.cv).split(X, Y[:, 0] if single else Y, groups)
+        return _fold_labels(splits, X.shape[0], self.cv)
 
     def _check_statistics(self, stats, X=None):
         bad = stats.overflowing()
@@ -366,8 +386,45 @@ class SGDL2RegressorCV(_LinearModel):
         self.intercept_ = intercept[0] if single else intercept
 
 
+def _fold_labels(splits, n, cv):
+    """Return each row's fold in ``splits`` (``n_folds`` for rows never held out), ``n_folds``.
+
+    ``splits`` is iterated once (one fold's indices held at a time). Raises
+    ValueError for splits that are not a partition of held-out rows.
+    """
+    fold_of = np.full(n, -1, dtype=np.int32)
+    k = -1
+    for k, (train, test) in enumerate(splits):
+        test, train = np.asarray(test), np.asarray(train)
+        if test.size == 0:
+            raise ValueError(f"Fold {k} of cv={cv!r} holds out no rows.")
+        if np.any(fold_of[test] >= 0):
+            raise ValueError(
+                f"Fold {k} of cv={cv!r} holds out rows that an earlier fold held "
+                "out; SGDL2RegressorCV needs every row held out at most once (KFold, "
+                "GroupKFold, ...; not ShuffleSplit)."
+            )
+        fold_of[test] = k
+        if train.size + test.size != n or np.any(fold_of[train] == k):
+            raise ValueError(
+                f"Fold {k} of cv={cv!r} does not train on every row it does not hold "
+                "out; SGDL2RegressorCV sums the statistics of the held-out rows and "
+                "trains on the rest (KFold, GroupKFold, ...)."
+            )
+    n_folds = k + 1
+    if n_folds < 2:
+        raise ValueError(f"cv={cv!r} gives {n_folds} fold; at least 2 are needed.")
+    fold_of[fold_of < 0] = n_folds
+    return fold_of, n_folds
+
+
 def _passes(stats):
-    """Return the fallback of a final fit on ``stats``: the data passes of its rows."""
+    """Return the fallback of a final fit on ``stats``: the data passes of its rows.
+
+    None for statistics whose rows are not here to pass over (Dask partitions).
+    """
+    if stats.chunks is None:
+        return None
 
     def passes():
         from ._streaming import Stream
@@ -401,6 +458,36 @@ def _by_index(fold_of, n_folds):
             if rows.size and rows[-1] - rows[0] + 1 == rows.size:  # contiguous: a view
                 rows = slice(rows[0], rows[-1] + 1)
             yield g, X[rows], Y[rows], s[rows]
+
+    return split
+
+
+def _contiguous_folds(cv, n, groups):
+    """Return the bounds of ``cv``'s folds if they are KFold's contiguous ones, else None.
+
+    Fold ``k`` holds out rows ``bounds[k]:bounds[k + 1]``: the first ``n % K``
+    folds hold one row more, as :class:`~sklearn.model_selection.KFold` cuts them.
+    """
+    if type(cv) is not KFold or cv.shuffle or groups is not None or n < cv.n_splits:
+        return None
+    k = cv.n_splits
+    sizes = np.full(k, n // k)
+    sizes[: n % k] += 1
+    return np.concatenate([[0], np.cumsum(sizes)])
+
+
+def _by_bounds(bounds, n_folds):
+    """Return the ``split`` of a partition whose rows ``bounds`` cut into contiguous folds.
+
+    ``bounds`` are the folds' first rows, counted from the partition's first.
+    """
+
+    def split(X, Y, s, offset):
+        n = X.shape[0]
+        for g in range(n_folds):
+            a, b = (int(np.clip(v - offset, 0, n)) for v in bounds[g : g + 2])
+            if b > a:
+                yield g, X[a:b], Y[a:b], s[a:b]
 
     return split
 

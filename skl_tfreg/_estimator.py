@@ -26,6 +26,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import _persistence
 from ._callbacks import CallbackSupportMixin, EpochCallbacks, has_callbacks
+from ._dask_input import is_dask as _is_dask
 from ._state import TrainState
 from ._status import Status
 
@@ -56,6 +57,16 @@ _NEW_MODEL_HINT = "set warm_start=False to fit a new model"
 
 # Sparse X trains as given in these formats (others are converted to CSR), never densified.
 _SPARSE_FORMATS = ["csr", "csc", "coo"]
+
+
+def _dask_only_in_x(X, *others):
+    """Refuse Dask targets or weights beside an X in memory; say whether X is Dask."""
+    if not _is_dask(X) and any(_is_dask(a) for a in others):
+        raise ValueError(
+            "y or sample_weight is a Dask collection but X is not: give X as a dask array or "
+            "Dask DataFrame too (the fit then runs on the cluster), or compute them."
+        )
+    return _is_dask(X)
 
 
 class _LinearModel(RegressorMixin, BaseEstimator):
@@ -123,6 +134,55 @@ class _LinearModel(RegressorMixin, BaseEstimator):
             )
         return _Arrays(X, y.reshape(len(y), -1), sample_weight, y.ndim == 1)
 
+    def _dask_partitions(self, X, y, sample_weight):
+        """Return the :class:`~skl_tfreg._dask.Partitions` of Dask input; clear the old fit.
+
+        Sets ``n_features_in_`` and ``feature_names_in_`` as ``validate_data`` would.
+        """
+        from . import _dask, _distributed
+
+        if _distributed.current_replicas() is not None:
+            raise ValueError(
+                "Dask input cannot be fitted under a tf.distribute strategy: the cluster "
+                "already sums the partitions where they are. Fit outside the strategy's scope."
+            )
+        parts = _dask.Partitions(X, y, sample_weight)
+        for name in (*_FITTED, "n_features_in_", "feature_names_in_", "alpha_", "alphas_",
+                     "mse_path_"):  # fmt: skip
+            self.__dict__.pop(name, None)
+        self.n_features_in_ = parts.layout.n_features
+        if parts.feature_names is not None:
+            self.feature_names_in_ = parts.feature_names
+        return parts
+
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
+        """Return the coefficient of determination R^2 of the predictions.
+
+        As scikit-learn's ``RegressorMixin.score``. On a dask array or Dask
+        DataFrame ``X`` (with ``y`` and ``sample_weight`` partitioned alike) the
+        sums run on the cluster and only they come back.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            True values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights.
+
+        Returns
+        -------
+        score : float
+            R^2 of ``self.predict(X)`` against ``y``.
+        """
+        if _dask_only_in_x(X, y, sample_weight):
+            from . import _dask
+
+            check_is_fitted(self)
+            return _dask.score(self, X, y, sample_weight)
+        return super().score(X, y, sample_weight)
+
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Predict ``X @ coef_.T + intercept_``.
 
@@ -134,9 +194,14 @@ class _LinearModel(RegressorMixin, BaseEstimator):
         Returns
         -------
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
-            Predicted values.
+            Predicted values; a lazy dask array for a dask array or Dask
+            DataFrame ``X``, computed block by block on the cluster.
         """
         check_is_fitted(self)
+        if _is_dask(X):
+            from . import _dask
+
+            return _dask.predict(self, X)
         X = validate_data(
             self, X, accept_sparse=_SPARSE_FORMATS, dtype=[np.float64, np.float32], reset=False
         )
@@ -621,6 +686,8 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
         self : SGDL2Regressor
             The fitted estimator.
         """
+        if _dask_only_in_x(X, y, sample_weight):
+            return self._fit_dask(X, y, sample_weight)
         warm = self._warm()
 
         def given(arrays):
@@ -662,6 +729,53 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
                 callbacks.close(attributes)
         return self
 
+    def _fit_dask(self, X, y, sample_weight):
+        """Fit on Dask input: statistics summed on the workers, solved here (one pass, one check).
+
+        Full-batch fits on statistics only: the other settings would move rows
+        or read them once per epoch.
+        """
+        from . import _dask
+        from ._statistics import MAX_FEATURES
+
+        refused = []
+        if self.batch_size != "auto":
+            refused.append(f"batch_size={self.batch_size} (mini-batches)")
+        if self.learning_rate != "auto":
+            refused.append(f"learning_rate='{self.learning_rate}'")
+        if self.precompute is False:
+            refused.append("precompute=False (data passes)")
+        if self.early_stopping:
+            refused.append("early_stopping=True (held-out rows)")
+        if refused:
+            raise ValueError(
+                "Dask input is fitted on the sufficient statistics of its partitions, summed "
+                "where they are, with the exact full-batch steps; "
+                f"{', '.join(refused)} would need the rows elsewhere or once per step. Use "
+                "batch_size='auto', learning_rate='auto', precompute='auto' or True and "
+                "early_stopping=False, or compute X to fit in memory."
+            )
+        parts = self._dask_partitions(X, y, sample_weight)
+        p = parts.layout.n_features
+        if p > _dask.MAX_FEATURES and self.precompute is not True:
+            raise ValueError(
+                f"Dask input is fitted on statistics of (p + 2)^2 values per partition; "
+                f"with {p} features precompute='auto' declines them (above "
+                f"{_dask.MAX_FEATURES}; in memory the data passes would run, above "
+                f"{MAX_FEATURES}). Set precompute=True to sum them anyway."
+            )
+        stats = _dask.DaskStatistics(parts)
+        bad = stats.overflowing()
+        if bad:
+            raise ValueError(
+                f"The sufficient statistics of {', '.join(bad[:10])} overflow float64 when "
+                "squared and summed; rescale them."
+            )
+        start, rng = _StartingPoint(None, None, None), check_random_state(self.random_state)
+        result = self._train(stats, start, rng, max_iter=self.max_iter)
+        self._finish(result, stats, parts.single)
+        return self
+
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(
         self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
@@ -692,6 +806,11 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
         self : SGDL2Regressor
             The updated estimator.
         """
+        if _dask_only_in_x(X, y, sample_weight):
+            raise ValueError(
+                "partial_fit trains one epoch on a chunk held in memory; for data on a Dask "
+                "cluster use fit, which sums the statistics of every partition where it is."
+            )
         first = not hasattr(self, "coef_")
 
         def check_input(replicas):

@@ -38,7 +38,8 @@ from ._status import Status
 from ._streaming import LOCAL, Stream
 from ._tensors import split_rows
 
-__all__ = ["Statistics", "OneCall", "TooWide", "row_blocks", "cheaper", "one_call"]
+__all__ = ["Statistics", "OneCall", "TooWide", "row_blocks", "cheaper", "one_call",
+           "group_grams", "add_grams"]  # fmt: skip
 
 #: ``precompute="auto"`` trains on statistics up to this many dense features, and on
 #: sparse X of at most ``MAX_SPARSE_FEATURES`` features of which at least
@@ -123,6 +124,47 @@ def _shift(X, Y, s):
         return np.where(constant, head[0], mean)
 
 
+def group_grams(X, Y, s, split, offset, n_groups):
+    """Return one chunk's Gram matrix of each group of rows, and the shift it is about.
+
+    ``split(X, Y, s, offset)`` yields each group's rows of the chunk (see
+    :class:`Statistics`). Each group's rows are summed about their own shift
+    (in the data's dtype: the kernel subtracts it there), in float64 numpy;
+    both are None for a group without weight in the chunk.
+    """
+    grams, shifts = [None] * n_groups, [None] * n_groups
+    dtype = tf.as_dtype(X.dtype)
+    compute = _core.kernel(_core.chunk_statistics, dtype)
+    for g, X_g, Y_g, s_g in split(X, Y, s, offset):
+        if not s_g.sum() > 0:
+            continue
+        shift = _shift(X_g, Y_g, s_g).astype(X.dtype).astype(np.float64)
+        p = X_g.shape[1]
+        shift_x, shift_y = tf.constant(shift[:p]), tf.constant(shift[p:])
+        pieces = _pieces(X_g, Y_g, s_g)
+        grams[g] = sum(compute(*piece, shift_x, shift_y).numpy() for piece in pieces)
+        shifts[g] = shift
+    return grams, shifts
+
+
+def add_grams(total, part, p):
+    """Add ``part``'s group Gram matrices into ``total``'s, in place: both ``(grams, shifts)``.
+
+    A group's sums are moved to the shift ``total`` holds for it (exactly, by
+    :func:`skl_tfreg._core.reshift`), or ``total`` takes ``part``'s as they are.
+    Returns ``total``.
+    """
+    grams, shifts = total
+    for g, (gamma, shift) in enumerate(zip(*part, strict=True)):
+        if gamma is None:
+            continue
+        if grams[g] is None:
+            grams[g], shifts[g] = gamma, shift
+        else:
+            grams[g] = grams[g] + _reshift(gamma, shift, shifts[g], p)
+    return total
+
+
 def _whole(X, Y, s, offset):
     """Yield the chunk itself: the ``split`` of :class:`Statistics` with one group."""
     yield 0, X, Y, s
@@ -202,19 +244,9 @@ class Statistics(Stream):
                 counts[r] += X.shape[0]
                 if not s.sum() > 0:  # no weight: nothing to add
                     continue
-                # Each chunk (each group's rows of it) is summed about its own shift (in
-                # the data's dtype: the kernel subtracts it there), then moved to the
-                # first shift of its replica's group.
-                for g, X_g, Y_g, s_g in split(X, Y, s, offset):
-                    if not s_g.sum() > 0:
-                        continue
-                    shift = _shift(X_g, Y_g, s_g).astype(X.dtype).astype(np.float64)
-                    shifts[r][g] = shift if shifts[r][g] is None else shifts[r][g]
-                    with replicas.device(r):
-                        gamma = self._chunk(X_g, Y_g, s_g, shift)
-                    if shift is not shifts[r][g]:
-                        gamma = _reshift(gamma, shift, shifts[r][g], self.n_features)
-                    grams[r][g] = gamma if grams[r][g] is None else grams[r][g] + gamma
+                with replicas.device(r):
+                    part = group_grams(X, Y, s, split, offset, n_groups)
+                add_grams((grams[r], shifts[r]), part, self.n_features)
             if self.dtype is None:
                 raise ValueError("The stream yielded no batches: it has no rows to fit.")
         except TooWide:
@@ -223,13 +255,6 @@ class Statistics(Stream):
             replicas.combine([None] * n, counts, None, failed=True)  # the others stop too
             raise
         self._combine(grams, shifts, counts)
-
-    def _chunk(self, X, Y, s, shift):
-        """Return the statistics of one chunk about ``shift``, numpy."""
-        p = X.shape[1]
-        compute = _core.kernel(_core.chunk_statistics, self.dtype)
-        shift_x, shift_y = tf.constant(shift[:p]), tf.constant(shift[p:])
-        return sum(compute(*piece, shift_x, shift_y).numpy() for piece in _pieces(X, Y, s))
 
     def _combine(self, grams, shifts, counts):
         """Agree on the global means, move every replica's sums to them, add them up.

@@ -72,9 +72,7 @@ def test_light_uses_never_import_tensorflow(tmp_path, case):
         pickle.dump(est, stream)
     joblib.dump(est, tmp_path / "m.joblib")
     est.save(tmp_path / "m.skl")
-    # skops cannot hold a mini-batch fit's state yet (its steps are keyed by tuples):
-    # the default fit stands in for it.
-    skops_est = est if case == "default" else SGDL2Regressor().fit(X, y)
+    skops_est = est
     skops.io.dump(skops_est, tmp_path / "m.skops")
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(_LIGHT_USES)], cwd=tmp_path,
@@ -99,3 +97,31 @@ def test_light_uses_never_import_tensorflow(tmp_path, case):
     np.testing.assert_array_equal(out["skops"], skops_expected)
     np.testing.assert_allclose(out["float32"], expected, rtol=1e-5, atol=1e-5)
     assert out["score"] == pytest.approx(score, rel=1e-12)
+
+
+_WITHOUT_DASK = """
+import sys
+import numpy as np
+import skl_tfreg
+
+rng = np.random.default_rng(0)
+X, y = rng.normal(size=(200, 4)), rng.normal(size=200)
+reg = skl_tfreg.SGDL2Regressor().fit(X, y)
+reg.predict(X), reg.score(X, y), reg.partial_fit(X, y)
+skl_tfreg.SGDL2Regressor(batch_size=32, average=True, max_iter=2, tol=None).fit(X, y)
+cv = skl_tfreg.SGDL2RegressorCV(alphas=[0.1, 1.0]).fit(X, y)
+cv.predict(X), cv.score(X, y)
+reg.save("m.skl"), skl_tfreg.SGDL2Regressor.load("m.skl").predict(X)
+print(sorted(m for m in sys.modules if m == "dask" or m.startswith("dask.")))
+"""
+
+
+def test_dask_is_imported_only_for_dask_input(tmp_path):
+    # (skops imports Dask itself: it is left out here.)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_WITHOUT_DASK)], cwd=tmp_path,
+        capture_output=True, text=True, timeout=TIMEOUT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == "[]", "Dask was imported without Dask input"
