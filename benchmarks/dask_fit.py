@@ -121,8 +121,10 @@ def main():
         print(f"client peak RSS growth, SGDL2RegressorCV(cv=5): {cv_peak.growth / 1e6:.1f} MB "
               f"= {cv_peak.growth / share:.3f} x")  # fmt: skip
         fit = statistics.median(times)
-        print(f"fit on the cluster: median {fit:.2f} s of 3 (first, workers importing "
-              f"TensorFlow: {first:.2f} s); SGDL2RegressorCV(cv=5, 20 alphas): {cv_time:.2f} s")
+        print(
+            f"fit on the cluster: median {fit:.2f} s of 3 (first, workers importing "
+            f"TensorFlow: {first:.2f} s); SGDL2RegressorCV(cv=5, 20 alphas): {cv_time:.2f} s"
+        )
 
         def gathered():
             Xn, yn = dask.compute(X, y)
@@ -138,11 +140,15 @@ def main():
         ridge_time, ridge = _timed(lambda: Ridge(alpha=ALPHA * n).fit(Xn, yn))
         best = _objective(Xn, yn, ridge.coef_, ridge.intercept_)
         gap = _objective(Xn, yn, reg.coef_, reg.intercept_) / best - 1.0
-        print(f"X.compute() + in-memory fit: median {anchor:.2f} s (compute alone "
-              f"{compute_time:.2f} s); Ridge on the computed arrays {ridge_time:.2f} s")
+        print(
+            f"X.compute() + in-memory fit: median {anchor:.2f} s (compute alone "
+            f"{compute_time:.2f} s); Ridge on the computed arrays {ridge_time:.2f} s"
+        )
         print(f"ratio, Dask fit / (compute + fit): {fit / anchor:.2f}")
-        print(f"gap to Ridge's optimum: {gap:.2e}; largest |coef - in-memory coef|: "
-              f"{np.abs(reg.coef_ - memory.coef_).max():.1e}; CV alpha_ {cv.alpha_:.3g}")
+        print(
+            f"gap to Ridge's optimum: {gap:.2e}; largest |coef - in-memory coef|: "
+            f"{np.abs(reg.coef_ - memory.coef_).max():.1e}; CV alpha_ {cv.alpha_:.3g}"
+        )
     return 0
 
 

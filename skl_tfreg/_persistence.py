@@ -702,8 +702,8 @@ def _fitted_attributes(fitted, arrays):
     return attributes
 
 
-def _nonneg_int(mapping, name):
-    """Return ``mapping[name]`` if it is a non-negative int.
+def _nonneg_int(mapping, name, most=None):
+    """Return ``mapping[name]`` if it is a non-negative int (at most ``most``, if given).
 
     Parameters
     ----------
@@ -711,13 +711,20 @@ def _nonneg_int(mapping, name):
         Decoded JSON.
     name : str
         Key.
+    most : int or None
+        The largest value allowed.
 
     Returns
     -------
     value : int
     """
     value = mapping[name]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or value < 0
+        or (most is not None and value > most)
+    ):
         raise _Refused(f"malformed metadata: {name}={value!r}")
     return value
 
@@ -761,29 +768,10 @@ def _state(scalars, arrays):
         t=_nonneg_int(scalars, "t"),
         iterate=iterate,
         # Files written before averaged SGD have neither count: both were 0.
-        n_averaged=_count({"n_averaged": 0, **scalars}, "n_averaged"),
-        n_seen=_count({"n_seen": 0, **scalars}, "n_seen"),
+        # Counts the driver adds in float64: at most 2**53, where it is still exact.
+        n_averaged=_nonneg_int({"n_averaged": 0, **scalars}, "n_averaged", most=2**53),
+        n_seen=_nonneg_int({"n_seen": 0, **scalars}, "n_seen", most=2**53),
     )
-
-
-def _count(mapping, name):
-    """Return ``mapping[name]`` if it is an int in [0, 2**53] (exact in float64).
-
-    Parameters
-    ----------
-    mapping : dict
-        Decoded JSON.
-    name : str
-        Key.
-
-    Returns
-    -------
-    value : int
-    """
-    value = _nonneg_int(mapping, name)
-    if value > 2**53:
-        raise _Refused(f"malformed metadata: {name}={value!r}")
-    return value
 
 
 def _check_shapes(attributes):

@@ -58,6 +58,16 @@ print(json.dumps(out))
 """
 
 
+def _run_fresh(code, cwd):
+    """Run ``code`` in a fresh Python process in ``cwd``; return its stdout (it must succeed)."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, capture_output=True,
+        text=True, timeout=TIMEOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
 # A fresh process that imports TensorFlow for its last fit: about 9 s each.
 @pytest.mark.parametrize("case", ["default", pytest.param("minibatch", marks=pytest.mark.slow)])
 def test_light_uses_never_import_tensorflow(tmp_path, case):
@@ -74,13 +84,7 @@ def test_light_uses_never_import_tensorflow(tmp_path, case):
     est.save(tmp_path / "m.skl")
     skops_est = est
     skops.io.dump(skops_est, tmp_path / "m.skops")
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_LIGHT_USES)], cwd=tmp_path,
-        capture_output=True, text=True, timeout=TIMEOUT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.splitlines()[-1])
+    out = json.loads(_run_fresh(_LIGHT_USES, tmp_path).splitlines()[-1])
     assert out["light"], "TensorFlow was imported by a use that needs no fit"
     assert out["fit"], "a fit ran without TensorFlow"
     with warnings.catch_warnings():
@@ -118,10 +122,5 @@ print(sorted(m for m in sys.modules if m == "dask" or m.startswith("dask.")))
 
 def test_dask_is_imported_only_for_dask_input(tmp_path):
     # (skops imports Dask itself: it is left out here.)
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_WITHOUT_DASK)], cwd=tmp_path,
-        capture_output=True, text=True, timeout=TIMEOUT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.splitlines()[-1] == "[]", "Dask was imported without Dask input"
+    stdout = _run_fresh(_WITHOUT_DASK, tmp_path)
+    assert stdout.splitlines()[-1] == "[]", "Dask was imported without Dask input"
