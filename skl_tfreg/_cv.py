@@ -213,7 +213,7 @@ class SGDL2RegressorCV(_LinearModel):
         KFold's contiguous folds, as in memory), from the partitions' lengths;
         a splitter that needs ``y`` cannot see it here.
         """
-        from . import _dask
+        from ._dask_statistics import DaskStatistics
 
         given = self._grid()
         parts = self._dask_partitions(X, y, sample_weight)
@@ -225,7 +225,8 @@ class SGDL2RegressorCV(_LinearModel):
             n_folds = len(bounds) - 1
             self._check_width(parts.layout.n_features, given, n_folds)
             splits = [_by_bounds(bounds - a, n_folds) for a in offsets[:-1]]
-            stats = _dask.DaskStatistics(parts, groups=(n_folds + 1, splits))
+            self._dask_reset(parts)
+            stats = DaskStatistics(parts, groups=(n_folds + 1, splits))
             self._check_statistics(stats)
             return self._finish_fit(stats, n_folds, given, parts.single, None)
         if _is_dask(groups):
@@ -243,7 +244,8 @@ class SGDL2RegressorCV(_LinearModel):
         fold_of = fold_of.astype(np.min_scalar_type(n_folds))
         splits = [_by_index(fold_of[a:b], n_folds) for a, b in zip(offsets[:-1], offsets[1:],
                                                                      strict=True)]  # fmt: skip
-        stats = _dask.DaskStatistics(parts, groups=(n_folds + 1, splits))
+        self._dask_reset(parts)
+        stats = DaskStatistics(parts, groups=(n_folds + 1, splits))
         self._check_statistics(stats)
         return self._finish_fit(stats, n_folds, given, parts.single, None)
 

@@ -1,46 +1,48 @@
-"""Data on a Dask cluster: statistics summed where the partitions are, never gathered.
+"""Data on a Dask cluster: its partitions, and predictions and scores computed there.
 
-Imported only when a fit or ``predict`` is given a dask array or a Dask
-DataFrame (recognised by :func:`skl_tfreg._dask_input.is_dask`, which imports
-nothing). A fit reads the partitions twice, as a fit on statistics in memory
-does (:mod:`skl_tfreg._statistics`):
-
-1. every partition's task validates its rows and sums their weighted Gram
-   matrix of ``[X, 1, y]`` with the package's TensorFlow kernel, on the worker
-   that holds it; the sums are added up in a tree of tasks on the workers, and
-   the client receives one ``(p + 2)``-square matrix per group of rows;
-2. the client solves, and every partition's task measures the gradient and J
-   at the solution from its rows (the checking pass), added up the same way.
-
-Only the small sums travel: the rows stay on the workers. ``predict`` returns a
-lazy dask array computed block by block.
+Imported only when ``fit``, ``predict`` or ``score`` is given a dask array or a
+Dask DataFrame (recognised by :func:`skl_tfreg._dask_input.is_dask`, which
+imports nothing). :class:`Partitions` pairs the row partitions of ``X``, ``y``
+and ``sample_weight`` and runs one task per partition on the worker that holds
+it, adding the tasks' small results up in a tree of tasks on the workers: only
+those results reach the client. ``predict`` returns a lazy dask array, computed
+block by block; ``score`` sums R^2's terms per partition. Both are numpy only:
+this module does not import TensorFlow, so neither starts it, here or on the
+workers. Fits run on statistics (:mod:`skl_tfreg._dask_statistics`).
 """
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import dask
 import numpy as np
-import tensorflow as tf
 
-from . import _core
 from ._dask_input import is_dask
-from ._statistics import Statistics, _pieces, add_grams, group_grams
-from ._streaming import LOCAL
 
-__all__ = ["Partitions", "DaskStatistics", "predict", "score"]
+__all__ = ["Partitions", "predict", "score"]
 
-_FAN_IN = 8  # sums added per task of the reduction tree
-#: Dask input trains on statistics up to this many features with ``precompute="auto"``
-#: (each partition's task holds a (p + 2)-square float64 matrix: 128 MiB here).
-MAX_FEATURES = 4094
+_FAN_IN = 8  # results added per task of the reduction tree
 
 
 def _is_frame(obj):
     """Whether ``obj`` is a Dask DataFrame (not a Series, not an array)."""
     return hasattr(obj, "columns") and hasattr(obj, "to_dask_array")
+
+
+def _feature_names(frame):
+    """Return a DataFrame's column names as scikit-learn keeps them: all str, or None."""
+    columns = list(frame.columns)
+    strings = [isinstance(c, str) for c in columns]
+    if all(strings):
+        return np.asarray(columns, dtype=object)
+    if any(strings):
+        raise TypeError(
+            "Feature names are only supported if all input features have string names, but "
+            f"X has feature names of types {sorted({type(c).__name__ for c in columns})}; "
+            "convert them all to str."
+        )
+    return None
 
 
 def _numeric(dtype):
@@ -83,7 +85,7 @@ def _partition(index, X, y, s, layout):
             f"{layout.n_features} columns."
         )
     n = X.shape[0]
-    Y = Y.reshape(len(Y), -1)
+    Y = Y[:, None] if Y.ndim == 1 else Y
     if Y.shape[0] != n:
         raise ValueError(
             f"Partition {index} has {n} rows of X but {Y.shape[0]} of y: X, y and "
@@ -109,58 +111,6 @@ def _partition(index, X, y, s, layout):
     if np.any(s < 0):
         raise ValueError(f"Partition {index} of sample_weight holds negative weights.")
     return X, Y, s
-
-
-class _Sums(NamedTuple):
-    """A partition's (or a subtree's) statistics: group Gram matrices, rows, weight."""
-
-    grams: list  # one (p + 1 + k)-square float64 matrix per group, or None
-    shifts: list  # what each group's matrix is summed about
-    rows: int
-    weight: float
-    empty: tuple  # indices of the partitions without weight
-
-
-def _statistics_task(index, X, y, s, layout, n_groups, split):
-    """Run the first pass on one partition: its rows' group Gram matrices, and their shifts."""
-    X, Y, s = _partition(index, X, y, s, layout)
-    weight = float(s.sum())
-    if not weight > 0:
-        return _Sums([None] * n_groups, [None] * n_groups, X.shape[0], weight, (index,))
-    grams, shifts = group_grams(X, Y, s, split, 0, n_groups)
-    return _Sums(grams, shifts, X.shape[0], weight, ())
-
-
-def _add_statistics(p, *parts):
-    """Add the statistics of several partitions (a node of the reduction tree)."""
-    first, *others = parts
-    total = (list(first.grams), list(first.shifts))
-    for part in others:
-        add_grams(total, (part.grams, part.shifts), p)
-    return _Sums(*total, sum(part.rows for part in parts), sum(part.weight for part in parts),
-                 sum((part.empty for part in parts), ()))  # fmt: skip
-
-
-def _check_task(index, X, y, s, layout, args):
-    """Run the checking pass on one partition: :func:`skl_tfreg._core.chunk_check` of its rows."""
-    X, Y, s = _partition(index, X, y, s, layout)
-    dtype = tf.as_dtype(layout.dtype)
-    stats, fit_intercept, alpha, S, V = args
-    tensors = (_core.Moments(*map(tf.constant, stats)), tf.constant(fit_intercept),
-               tf.constant(alpha, dtype), tf.constant(S, dtype), tf.constant(V, dtype))  # fmt: skip
-    compute = _core.kernel(_core.chunk_check, dtype)
-    total = None
-    for piece in _pieces(X, Y, s):
-        out = tuple(t.numpy() for t in compute(*piece, *tensors))
-        total = out if total is None else tuple(a + b for a, b in zip(total, out, strict=True))
-    if total is None:  # no rows
-        k = Y.shape[1]
-        total = (np.zeros((X.shape[1] + 1, k), layout.dtype), np.zeros(k, layout.dtype))
-    return total
-
-
-def _add_arrays(*parts):
-    return tuple(sum(values) for values in zip(*parts, strict=True))
 
 
 def _tree(leaves, combine):
@@ -198,9 +148,7 @@ class Partitions:
 
         frame = _is_frame(X)
         if frame:
-            self.feature_names = np.asarray([str(c) for c in X.columns], dtype=object)
-            if not all(isinstance(c, str) for c in X.columns):
-                self.feature_names = None  # scikit-learn keeps only string names
+            self.feature_names = _feature_names(X)
             dtypes = set(X.dtypes)
             n_features = len(X.columns)
             parts_X = X.to_delayed()
@@ -219,8 +167,15 @@ class Partitions:
         others = sorted({str(t) for t in dtypes if not _numeric(t)})
         if others:
             raise ValueError(f"X must be numeric; it has columns of dtype {', '.join(others)}.")
-        dtype = np.dtype(np.float32) if dtypes == {np.dtype(np.float32)} else np.dtype(np.float64)
+        # As validate_data: float32 where the columns' common type is float32, else float64.
+        common = np.result_type(*dtypes)
+        dtype = np.dtype(np.float32) if common == np.float32 else np.dtype(np.float64)
         self.n_partitions = len(parts_X)
+        y = y if is_dask(y) else np.asarray(y)
+        if sample_weight is not None and not is_dask(sample_weight) and np.ndim(sample_weight) == 0:
+            if not float(sample_weight) > 0:
+                raise ValueError(f"sample_weight={sample_weight!r} must be positive.")
+            sample_weight = None  # one weight for every row: only the ratios matter
         self.single = getattr(y, "ndim", np.ndim(y)) == 1
         n_targets = 1 if self.single else (len(y.columns) if _is_frame(y) else int(y.shape[1]))
         parts = [parts_X]
@@ -268,6 +223,8 @@ class Partitions:
                 return values.to_delayed()
             values = values.rechunk({1: -1}) if values.ndim == 2 else values
             return list(values.to_delayed().reshape(self.n_partitions, -1)[:, 0])
+        if any(np.isnan(n) for n in values.chunks[0]):  # count its rows (a light pass)
+            values = values.compute_chunk_sizes()
         if values.shape[0] != sum(lengths):
             raise ValueError(
                 f"{name} has {values.shape[0]} rows but X has {sum(lengths)}; they must have "
@@ -313,74 +270,12 @@ class Partitions:
         return layout.n_targets if layout.targets is None else len(layout.targets)
 
 
-class DaskStatistics(Statistics):
-    """:class:`skl_tfreg._statistics.Statistics` of rows that stay on a Dask cluster.
-
-    Constructing it runs the first pass on the workers. The checking passes run
-    there too; there are no data passes to fall back to (``chunks`` is None).
-
-    Parameters
-    ----------
-    partitions : Partitions
-        The data.
-    groups : tuple of (int, list) or None
-        ``(n_groups, splits)``: ``splits[i]`` is the ``split`` of partition
-        ``i``'s rows into groups (the folds of a cross-validation), as for
-        :class:`Statistics` with an offset of 0. None: one group.
-    """
-
-    def __init__(self, partitions, *, groups=None):
-        from ._statistics import _whole
-
-        self.partitions, self.replicas, self.chunks = partitions, LOCAL, None
-        self.batch_size, self.shuffle = None, False
-        layout = partitions.layout
-        self.dtype = tf.as_dtype(layout.dtype)
-        self.n_features, self.n_targets = layout.n_features, partitions.n_targets
-        n_groups, splits = (1, None) if groups is None else groups
-        extra = [_whole] * partitions.n_partitions if splits is None else splits
-        p = self.n_features
-        combine = functools.partial(_add_statistics, p)
-        sums = partitions.reduce(_statistics_task, combine, n_groups, extra=extra)
-        if not sums.weight > 0:
-            raise ValueError(
-                f"sample_weight sums to zero in every partition (0 to "
-                f"{partitions.n_partitions - 1}); at least one row needs weight."
-            )
-        self._seen = (sums.rows, sums.weight)
-        self.empty_partitions = sums.empty
-        self._combine([sums.grams], [sums.shifts], [sums.rows])
-
-    def select_targets(self, columns):
-        """Return these statistics for the targets ``columns`` alone (a shallow copy)."""
-        chunks = self.chunks
-        self.chunks = ()  # Statistics.select_targets wraps it
-        try:
-            other = super().select_targets(columns)
-        finally:
-            self.chunks = chunks
-        other.chunks = None
-        other.partitions = self.partitions.select_targets(columns)
-        return other
-
-    def _epoch(self, pb, V, best, n_bad, progress, tol):
-        """One checking pass on the workers, and its refinement on the client."""
-        fit_intercept, alpha, S = self._setting
-        args = (tuple(np.asarray(m) for m in self._stats), bool(fit_intercept),
-                float(alpha), float(S), V.numpy())  # fmt: skip
-        G_data, J_data = self.partitions.reduce(_check_task, _add_arrays, args)
-        refine = _core.kernel(_core.gram_refine, self.dtype)
-        dtype = self.dtype
-        return refine(pb, self._factor, V, tf.constant(G_data, dtype), tf.constant(J_data, dtype),
-                      best, n_bad, progress, tol)  # fmt: skip
-
-
 def _predict_block(block, coef, intercept, names):
     """``block @ coef.T + intercept`` of one block of rows, checked, in numpy."""
     if names is not None and list(block.columns) != list(names):
         raise ValueError("A partition's columns differ from the feature names seen in fit.")
     X = np.asarray(block.to_numpy() if hasattr(block, "to_numpy") else block)
-    if X.dtype not in (np.float32, np.float64):
+    if X.dtype != np.float32:  # as validate_data: float32 stays, the rest is float64
         X = X.astype(np.float64)
     if not np.all(np.isfinite(X)):
         raise ValueError("A partition of X holds NaN or infinity.")
@@ -404,10 +299,13 @@ def predict(estimator, X):
             )
         if len(columns) != p:
             raise ValueError(f"X has {len(columns)} features, but the model expects {p}.")
+        others = sorted({str(t) for t in X.dtypes if not _numeric(t)})
+        if others:
+            raise ValueError(f"X must be numeric; it has columns of dtype {', '.join(others)}.")
         blocks = X.to_delayed()  # the partitions, each a pandas DataFrame
-        out_dtype = np.result_type(coef.dtype, *X.dtypes)
-        if out_dtype not in (np.float32, np.float64):
-            out_dtype = np.dtype(np.float64)
+        common = np.result_type(*X.dtypes)
+        in_dtype = np.dtype(np.float32) if common == np.float32 else np.dtype(np.float64)
+        out_dtype = np.result_type(in_dtype, coef.dtype)
         shape = () if coef.ndim == 1 else (coef.shape[0],)
         pieces = [
             da.from_delayed(
@@ -469,13 +367,22 @@ def score(estimator, X, y, sample_weight=None):
     where ``y`` is constant), from per-partition sums: the rows stay where they are.
     """
     parts = Partitions(X, y, sample_weight)
-    if parts.layout.n_features != estimator.n_features_in_:
+    layout, names = parts.layout, getattr(estimator, "feature_names_in_", None)
+    if layout.n_features != estimator.n_features_in_:
         raise ValueError(
-            f"X has {parts.layout.n_features} features, but the model expects "
-            f"{estimator.n_features_in_}."
+            f"X has {layout.n_features} features, but the model expects {estimator.n_features_in_}."
         )
+    if names is not None and parts.feature_names is not None:
+        if list(parts.feature_names) != list(names):
+            raise ValueError("The feature names should match those that were passed during fit.")
     coef, intercept = estimator.coef_, np.atleast_1d(estimator.intercept_)
+    if layout.n_targets != intercept.size:
+        raise ValueError(
+            f"y has {layout.n_targets} target(s), but the model predicts {intercept.size}."
+        )
     sums = parts.reduce(_score_task, _add_scores, coef, intercept)
+    if not sums.S > 0:
+        raise ValueError("sample_weight sums to zero in every partition; R^2 needs weight.")
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = 1.0 - sums.residual / sums.m2
     r2 = np.where(sums.m2 > 0, r2, np.where(sums.residual > 0, 0.0, 1.0))

@@ -4,9 +4,16 @@ __all__ = ["is_dask"]
 
 
 def is_dask(obj):
-    """Whether ``obj`` is a Dask collection: a dask array, a Dask DataFrame or Series.
+    """Whether ``obj`` is a dask array, a Dask DataFrame or a Dask Series.
 
-    Asks the type for the Dask collection protocol, so Dask is never imported
-    here: the package imports it only once it is given Dask input.
+    Reads the type's module and its Dask collection protocol, so Dask is never
+    imported here: the package imports it only once it is given Dask input.
+    Other collections that speak the protocol (``dask.delayed`` objects, an
+    xarray DataArray) are not taken for Dask input: they are read as arrays.
     """
-    return hasattr(type(obj), "__dask_graph__")
+    kind = type(obj)
+    return hasattr(kind, "__dask_graph__") and kind.__module__.startswith(_DASK_MODULES)
+
+
+# Where dask arrays and DataFrames (dask_expr's before it joined dask) are defined.
+_DASK_MODULES = ("dask.array.", "dask.dataframe.", "dask_expr.")

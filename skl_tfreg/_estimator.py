@@ -109,12 +109,7 @@ class _LinearModel(RegressorMixin, BaseEstimator):
             # A sparse X's stored values are few: scanning them costs little.
             ensure_all_finite=finite or sp.issparse(X),
         )
-        for name in self._scales:
-            if getattr(self, name) > float(np.finfo(X.dtype).max):
-                raise ValueError(
-                    f"{name}={getattr(self, name)} overflows {X.dtype.name}, the dtype of "
-                    f"this fit; use a smaller {name} or float64 data."
-                )
+        self._check_scales(X.dtype)
         y = np.asarray(y, dtype=X.dtype)
         # A chunk of a stream may carry no weight at all, which scikit-learn >= 1.9
         # refuses: it is checked as ones, and its zeros are put back.
@@ -134,10 +129,20 @@ class _LinearModel(RegressorMixin, BaseEstimator):
             )
         return _Arrays(X, y.reshape(len(y), -1), sample_weight, y.ndim == 1)
 
-    def _dask_partitions(self, X, y, sample_weight):
-        """Return the :class:`~skl_tfreg._dask.Partitions` of Dask input; clear the old fit.
+    def _check_scales(self, dtype):
+        """Refuse parameters (``_scales``) that overflow the dtype of the fit."""
+        for name in self._scales:
+            if getattr(self, name) > float(np.finfo(dtype).max):
+                raise ValueError(
+                    f"{name}={getattr(self, name)} overflows {np.dtype(dtype).name}, the dtype "
+                    f"of this fit; use a smaller {name} or float64 data."
+                )
 
-        Sets ``n_features_in_`` and ``feature_names_in_`` as ``validate_data`` would.
+    def _dask_partitions(self, X, y, sample_weight):
+        """Return the :class:`~skl_tfreg._dask.Partitions` of Dask input (checks only).
+
+        The fitted model is kept until :meth:`_dask_reset`: a refused call changes
+        nothing.
         """
         from . import _dask, _distributed
 
@@ -146,14 +151,27 @@ class _LinearModel(RegressorMixin, BaseEstimator):
                 "Dask input cannot be fitted under a tf.distribute strategy: the cluster "
                 "already sums the partitions where they are. Fit outside the strategy's scope."
             )
+        if has_callbacks(self):
+            raise ValueError(
+                "scikit-learn's callbacks follow the epochs of a fit in this process; a fit "
+                "on Dask input runs on the cluster and does not call them. Remove them "
+                "(set_callbacks()) or compute X to fit in memory."
+            )
         parts = _dask.Partitions(X, y, sample_weight)
+        self._check_scales(parts.layout.dtype)
+        return parts
+
+    def _dask_reset(self, parts):
+        """Clear the old fit; set ``n_features_in_`` and ``feature_names_in_`` of ``parts``.
+
+        As ``validate_data`` does for a new model.
+        """
         for name in (*_FITTED, "n_features_in_", "feature_names_in_", "alpha_", "alphas_",
                      "mse_path_"):  # fmt: skip
             self.__dict__.pop(name, None)
         self.n_features_in_ = parts.layout.n_features
         if parts.feature_names is not None:
             self.feature_names_in_ = parts.feature_names
-        return parts
 
     def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Return the coefficient of determination R^2 of the predictions.
@@ -687,7 +705,7 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
             The fitted estimator.
         """
         if _dask_only_in_x(X, y, sample_weight):
-            return self._fit_dask(X, y, sample_weight)
+            return self._fit_dask(X, y, sample_weight, coef_init, intercept_init)
         warm = self._warm()
 
         def given(arrays):
@@ -729,15 +747,16 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
                 callbacks.close(attributes)
         return self
 
-    def _fit_dask(self, X, y, sample_weight):
+    def _fit_dask(self, X, y, sample_weight, coef_init, intercept_init):
         """Fit on Dask input: statistics summed on the workers, solved here (one pass, one check).
 
         Full-batch fits on statistics only: the other settings would move rows
         or read them once per epoch.
         """
-        from . import _dask
+        from . import _dask_statistics
         from ._statistics import MAX_FEATURES
 
+        self._check_average()
         refused = []
         if self.batch_size != "auto":
             refused.append(f"batch_size={self.batch_size} (mini-batches)")
@@ -756,15 +775,22 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
                 "early_stopping=False, or compute X to fit in memory."
             )
         parts = self._dask_partitions(X, y, sample_weight)
-        p = parts.layout.n_features
-        if p > _dask.MAX_FEATURES and self.precompute is not True:
+        layout = parts.layout
+        p = layout.n_features
+        if p > _dask_statistics.MAX_FEATURES and self.precompute is not True:
             raise ValueError(
                 f"Dask input is fitted on statistics of (p + 2)^2 values per partition; "
                 f"with {p} features precompute='auto' declines them (above "
-                f"{_dask.MAX_FEATURES}; in memory the data passes would run, above "
+                f"{_dask_statistics.MAX_FEATURES}; in memory the data passes would run, above "
                 f"{MAX_FEATURES}). Set precompute=True to sum them anyway."
             )
-        stats = _dask.DaskStatistics(parts)
+        # The starting point is checked as in memory; statistics solve for the minimiser
+        # directly, so it changes nothing else.
+        shapes = _Arrays(np.empty((0, p), layout.dtype), np.empty((0, layout.n_targets)), None,
+                         parts.single)  # fmt: skip
+        self._given_start(coef_init, intercept_init, shapes)
+        self._dask_reset(parts)
+        stats = _dask_statistics.DaskStatistics(parts)
         bad = stats.overflowing()
         if bad:
             raise ValueError(

@@ -121,6 +121,46 @@ def test_arrays_of_unknown_chunk_sizes_fit_and_cross_validate(rng):
         SGDL2Regressor().fit(dX, y)
 
 
+def test_many_partitions_empty_ones_and_weights_as_series(rng):
+    # 25 partitions: the reduction tree has two levels of sums; a filter leaves some
+    # partitions empty; the weights come as a Dask Series.
+    X, y = _data(rng, n=2500)
+    s = rng.uniform(0.1, 2.0, size=len(y))
+    frame = pd.DataFrame(X, columns=list("abcde")).assign(y=y, s=s)
+    frame.loc[:399, "a"] = 1e9  # filtered out below: the first partitions lose every row
+    kept = frame[frame["a"] < 1e8]
+    dframe = dd.from_pandas(frame, npartitions=25)
+    dframe = dframe[dframe["a"] < 1e8]
+    dX, dy, ds = dframe[list("abcde")], dframe["y"], dframe["s"]
+    assert (dframe.map_partitions(len).compute() == 0).sum() >= 3
+    memory = SGDL2Regressor(alpha=1e-3).fit(kept[list("abcde")], kept["y"], kept["s"])
+    reg = SGDL2Regressor(alpha=1e-3).fit(dX, dy, ds)
+    np.testing.assert_allclose(reg.coef_, memory.coef_, rtol=1e-10)
+    assert reg.score(dX, dy, ds) == pytest.approx(
+        memory.score(kept[list("abcde")], kept["y"], kept["s"]), rel=1e-10
+    )
+    cv = SGDL2RegressorCV(alphas=[1e-3, 1.0]).fit(dX, dy, ds)
+    expected = SGDL2RegressorCV(alphas=[1e-3, 1.0]).fit(kept[list("abcde")], kept["y"], kept["s"])
+    np.testing.assert_allclose(cv.mse_path_, expected.mse_path_, rtol=1e-10)
+
+
+def test_float32_frames_numpy_weights_and_y_of_unknown_chunks(rng):
+    X, y = _data(rng, n=1200, dtype=np.float32)
+    frame = pd.DataFrame(X, columns=list("abcde"))
+    dX = dd.from_pandas(frame, npartitions=4)
+    dy = dd.from_pandas(pd.Series(y), npartitions=4)
+    reg = SGDL2Regressor().fit(dX, dy)
+    assert reg.coef_.dtype == np.float32 and reg.predict(dX).dtype == np.float32
+    np.testing.assert_allclose(reg.coef_, SGDL2Regressor().fit(frame, y).coef_, rtol=1e-4)
+    # Known chunks for X, unknown for y: y's rows are counted, then cut like X's.
+    s = rng.uniform(0.5, 1.5, size=len(y))
+    dX64 = da.from_array(X.astype(np.float64), chunks=300)
+    dy_unknown = dd.from_pandas(pd.Series(y.astype(np.float64)), npartitions=3).to_dask_array()
+    weighted = SGDL2Regressor().fit(dX64, dy_unknown, s)
+    memory = SGDL2Regressor().fit(X.astype(np.float64), y.astype(np.float64), s)
+    np.testing.assert_allclose(weighted.coef_, memory.coef_, rtol=1e-10)
+
+
 def test_a_one_column_y_and_ridges_oracle(rng):
     X, y = _data(rng)
     dX, dy, _ = _chunked(X, y[:, None])
@@ -231,6 +271,31 @@ def test_settings_that_need_the_rows_are_refused(rng, params, match):
         SGDL2Regressor(**params).fit(*_partitioned(X, y))
 
 
+def test_a_refused_setting_keeps_the_fitted_model(rng):
+    X, y = _data(rng, n=300)
+    reg = SGDL2Regressor().fit(X, y)
+    coef = reg.coef_.copy()
+    for params, match in ((dict(average=True), "average=True"),
+                          (dict(batch_size=16), "mini-batches")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            reg.set_params(**params).fit(*_partitioned(X, y))
+        reg.set_params(average=False, batch_size="auto")
+        np.testing.assert_array_equal(reg.coef_, coef)
+    with pytest.raises(ValueError, match="coef_init has shape"):
+        reg.fit(*_partitioned(X, y), coef_init=np.zeros(3))
+    np.testing.assert_array_equal(reg.coef_, coef)
+    with pytest.raises(ValueError, match="intercept_init was given but fit_intercept=False"):
+        SGDL2Regressor(fit_intercept=False).fit(*_partitioned(X, y), intercept_init=1.0)
+
+
+def test_only_dask_arrays_and_frames_are_dask_input(rng):
+    from skl_tfreg._dask_input import is_dask
+
+    X, y = _data(rng, n=50)
+    assert is_dask(da.from_array(X)) and is_dask(dd.from_pandas(pd.Series(y), npartitions=1))
+    assert not is_dask(dask.delayed(X)) and not is_dask(X)
+
+
 def test_other_uses_of_dask_input_are_refused(rng):
     X, y = _data(rng, n=300)
     dX, dy, _ = _partitioned(X, y)
@@ -246,6 +311,37 @@ def test_other_uses_of_dask_input_are_refused(rng):
     reg = SGDL2Regressor().fit(dX, dy)
     with pytest.raises(ValueError, match="expects 5 features"):
         reg.predict(dX[:, :4])
+
+
+_PREDICT_WITHOUT_TENSORFLOW = """
+import sys
+import numpy as np, dask, dask.array as da
+from skl_tfreg import SGDL2Regressor
+
+dask.config.set(scheduler="synchronous")
+reg = SGDL2Regressor.load("m.skl")
+X, y = da.from_array(np.load("X.npy"), chunks=50), da.from_array(np.load("y.npy"), chunks=50)
+np.save("p.npy", reg.predict(X).compute())
+print(reg.score(X, y), "tensorflow" in sys.modules)
+"""
+
+
+def test_dask_predict_and_score_need_no_tensorflow(rng, tmp_path):
+    # Their tasks are numpy only: neither the client nor a worker starts TensorFlow.
+    X, y = _data(rng, n=200)
+    reg = SGDL2Regressor().fit(X, y)
+    reg.save(tmp_path / "m.skl")
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_PREDICT_WITHOUT_TENSORFLOW)], cwd=tmp_path,
+        capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    score, loaded_tf = result.stdout.split()
+    assert loaded_tf == "False"
+    assert float(score) == pytest.approx(reg.score(X, y), rel=1e-12)
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), reg.predict(X), rtol=1e-12)
 
 
 # ------------------------------------------------------------------ a real cluster
@@ -267,7 +363,12 @@ if __name__ == "__main__":
         dask.distributed.wait([X, y])
         client.rebalance([X, y])  # both workers hold partitions
         held = client.run(lambda dask_worker: len(dask_worker.data))
-        reg = SGDL2Regressor(alpha=1e-3).fit(X, y)
+        with dask.distributed.get_task_stream() as stream:
+            reg = SGDL2Regressor(alpha=1e-3).fit(X, y)
+        def name(key):
+            return (key[0] if isinstance(key, tuple) else key).split("-")[0]
+
+        ran = {(name(t["key"]), t["worker"]) for t in stream.data}
         cv = SGDL2RegressorCV(alphas=[1e-4, 1e-2, 1.0]).fit(X, y)
         prediction = reg.predict(X)
         out = {
@@ -275,6 +376,8 @@ if __name__ == "__main__":
             "cv_mse": cv.mse_path_.tolist(), "cv_alpha": cv.alpha_,
             "lazy": type(prediction).__name__, "prediction": prediction[:5].compute().tolist(),
             "workers_held": sorted(held.values()),
+            "statistics_on": len({w for name, w in ran if name == "_statistics_task"}),
+            "checks_on": len({w for name, w in ran if name == "_check_task"}),
             "workers_tf": sorted(client.run(lambda: "tensorflow" in sys.modules).values()),
         }
         Xn, yn = dask.compute(X, y)
@@ -304,4 +407,5 @@ def test_a_local_cluster_of_worker_processes_fits_where_the_rows_are(tmp_path):
     assert out["lazy"] == "Array"
     np.testing.assert_allclose(out["prediction"], memory.predict(X[:5]), rtol=1e-12)
     assert all(n > 0 for n in out["workers_held"])  # both workers hold partitions
-    assert out["workers_tf"] == [True, True]  # the package's kernels ran on both
+    assert out["workers_tf"] == [True, True]  # TensorFlow is loaded on both
+    assert out["statistics_on"] == out["checks_on"] == 2  # the kernels' tasks ran on both
