@@ -107,20 +107,17 @@ def _direction_from_units(pb, dW, db):
 
 
 def _point_in_units(pb, V):
-    """Return a point in preconditioned coordinates as ``(coef, intercept)``, the caller's units."""
-    inv_d, m, ybar = (np.asarray(t) for t in (pb.inv_d, pb.m, pb.ybar))
-    with np.errstate(under="ignore"):
-        scaled = np.asarray(V) * inv_d[:, None]
-    return scaled[:-1], ybar + scaled[-1] - m @ scaled[:-1]
+    """Return a point in preconditioned coordinates as ``(coef, intercept)``, the caller's units.
+
+    A point is its direction from the centre, where the intercept is ``ybar``.
+    """
+    coef, offset = _direction_in_units(pb, V)
+    return coef, np.asarray(pb.ybar) + offset
 
 
 def _point_from_units(pb, coef, intercept):
     """Return ``(coef, intercept)`` as a point in the coordinates of ``pb``: ``_core._initial``."""
-    inv_d, m, ybar = (np.asarray(t) for t in (pb.inv_d, pb.m, pb.ybar))
-    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
-        rows = np.where(inv_d[:-1, None] > 0, coef / inv_d[:-1, None], 0.0)
-        offset = np.where(inv_d[-1] > 0, intercept - ybar + m @ coef, 0.0) * inv_d[-1]
-    return np.vstack([rows, offset[None, :]]).astype(inv_d.dtype)
+    return _direction_from_units(pb, coef, intercept - np.asarray(pb.ybar))
 
 
 def _stall_or_shrink(n_bad, patience, schedule):
