@@ -223,27 +223,23 @@ class SGDL2RegressorCV(_LinearModel):
         bounds = _contiguous_folds(check_cv(self.cv), n, groups)
         if bounds is not None:  # KFold's folds from their bounds: no labels on the client
             n_folds = len(bounds) - 1
-            self._check_width(parts.layout.n_features, given, n_folds)
             splits = [_by_bounds(bounds - a, n_folds) for a in offsets[:-1]]
-            self._dask_reset(parts)
-            stats = DaskStatistics(parts, groups=(n_folds + 1, splits))
-            self._check_statistics(stats)
-            return self._finish_fit(stats, n_folds, given, parts.single, None)
-        if _is_dask(groups):
-            groups = np.asarray(groups.compute())
-        try:
-            splits = check_cv(self.cv).split(np.empty((n, 0)), None, groups)
-            first = next(splits)
-        except (TypeError, ValueError) as err:
-            raise ValueError(
-                f"cv={self.cv!r} could not split the {n} rows of Dask input without y ({err}); "
-                "use an int, KFold or GroupKFold."
-            ) from err
-        fold_of, n_folds = _fold_labels(itertools.chain([first], splits), n, self.cv)
+        else:  # the splitter's labels, one slice per partition
+            if _is_dask(groups):
+                groups = np.asarray(groups.compute())
+            try:
+                folds = check_cv(self.cv).split(np.empty((n, 0)), None, groups)
+                first = next(folds)
+            except (TypeError, ValueError) as err:
+                raise ValueError(
+                    f"cv={self.cv!r} could not split the {n} rows of Dask input without y "
+                    f"({err}); use an int, KFold or GroupKFold."
+                ) from err
+            fold_of, n_folds = _fold_labels(itertools.chain([first], folds), n, self.cv)
+            fold_of = fold_of.astype(np.min_scalar_type(n_folds))
+            pairs = zip(offsets[:-1], offsets[1:], strict=True)
+            splits = [_by_index(fold_of[a:b], n_folds) for a, b in pairs]
         self._check_width(parts.layout.n_features, given, n_folds)
-        fold_of = fold_of.astype(np.min_scalar_type(n_folds))
-        splits = [_by_index(fold_of[a:b], n_folds) for a, b in zip(offsets[:-1], offsets[1:],
-                                                                     strict=True)]  # fmt: skip
         self._dask_reset(parts)
         stats = DaskStatistics(parts, groups=(n_folds + 1, splits))
         self._check_statistics(stats)
