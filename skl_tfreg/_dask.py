@@ -167,14 +167,16 @@ class Partitions:
         others = sorted({str(t) for t in dtypes if not _numeric(t)})
         if others:
             raise ValueError(f"X must be numeric; it has columns of dtype {', '.join(others)}.")
+        if n_features == 0:
+            raise ValueError("X has 0 features; at least 1 is required.")
         # As validate_data: float32 where the columns' common type is float32, else float64.
         common = np.result_type(*dtypes)
         dtype = np.dtype(np.float32) if common == np.float32 else np.dtype(np.float64)
         self.n_partitions = len(parts_X)
         y = y if is_dask(y) else np.asarray(y)
         if sample_weight is not None and not is_dask(sample_weight) and np.ndim(sample_weight) == 0:
-            if not float(sample_weight) > 0:
-                raise ValueError(f"sample_weight={sample_weight!r} must be positive.")
+            if not 0 < float(sample_weight) < np.inf:
+                raise ValueError(f"sample_weight={sample_weight!r} must be positive and finite.")
             sample_weight = None  # one weight for every row: only the ratios matter
         self.single = getattr(y, "ndim", np.ndim(y)) == 1
         n_targets = 1 if self.single else (len(y.columns) if _is_frame(y) else int(y.shape[1]))
@@ -270,13 +272,12 @@ class Partitions:
         return layout.n_targets if layout.targets is None else len(layout.targets)
 
 
-def _predict_block(block, coef, intercept, names):
-    """``block @ coef.T + intercept`` of one block of rows, checked, in numpy."""
+def _predict_block(block, coef, intercept, names, dtype):
+    """``block @ coef.T + intercept`` of one block of rows (as ``dtype``), checked, in numpy."""
     if names is not None and list(block.columns) != list(names):
         raise ValueError("A partition's columns differ from the feature names seen in fit.")
     X = np.asarray(block.to_numpy() if hasattr(block, "to_numpy") else block)
-    if X.dtype != np.float32:  # as validate_data: float32 stays, the rest is float64
-        X = X.astype(np.float64)
+    X = X.astype(dtype, copy=False)
     if not np.all(np.isfinite(X)):
         raise ValueError("A partition of X holds NaN or infinity.")
     with np.errstate(under="ignore"):
@@ -291,14 +292,15 @@ def predict(estimator, X):
     names = getattr(estimator, "feature_names_in_", None)
     p = estimator.n_features_in_
     if _is_frame(X):
-        columns = [str(c) for c in X.columns]
-        if names is not None and columns != list(names):
+        columns = _feature_names(X)
+        if names is not None and (columns is None or list(columns) != list(names)):
+            got = list(X.columns)[:10]
             raise ValueError(
                 f"The feature names should match those that were passed during fit: got "
-                f"{columns[:10]}, fitted with {list(names)[:10]}."
+                f"{got}, fitted with {list(names)[:10]}."
             )
-        if len(columns) != p:
-            raise ValueError(f"X has {len(columns)} features, but the model expects {p}.")
+        if len(X.columns) != p:
+            raise ValueError(f"X has {len(X.columns)} features, but the model expects {p}.")
         others = sorted({str(t) for t in X.dtypes if not _numeric(t)})
         if others:
             raise ValueError(f"X must be numeric; it has columns of dtype {', '.join(others)}.")
@@ -309,7 +311,7 @@ def predict(estimator, X):
         shape = () if coef.ndim == 1 else (coef.shape[0],)
         pieces = [
             da.from_delayed(
-                dask.delayed(_predict_block, pure=True)(b, coef, intercept, names),
+                dask.delayed(_predict_block, pure=True)(b, coef, intercept, names, in_dtype),
                 shape=(np.nan, *shape),
                 dtype=out_dtype,
             )  # fmt: skip
@@ -322,8 +324,9 @@ def predict(estimator, X):
     in_dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
     out_dtype = np.result_type(in_dtype, coef.dtype)
     if coef.ndim == 1:
-        return X.map_blocks(_predict_block, coef, intercept, None, drop_axis=1, dtype=out_dtype)
-    return X.map_blocks(_predict_block, coef, intercept, None, dtype=out_dtype,
+        return X.map_blocks(_predict_block, coef, intercept, None, in_dtype, drop_axis=1,
+                            dtype=out_dtype)  # fmt: skip
+    return X.map_blocks(_predict_block, coef, intercept, None, in_dtype, dtype=out_dtype,
                         chunks=(X.chunks[0], (coef.shape[0],)))  # fmt: skip
 
 

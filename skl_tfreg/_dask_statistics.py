@@ -32,7 +32,8 @@ from ._streaming import LOCAL
 __all__ = ["DaskStatistics", "MAX_FEATURES"]
 
 #: Dask input trains on statistics up to this many features with ``precompute="auto"``
-#: (each partition's task holds a (p + 2)-square float64 matrix: 128 MiB here).
+#: (each partition's task holds a (p + 1 + k)-square float64 matrix per group of rows:
+#: 128 MiB for one target and one group here).
 MAX_FEATURES = 4094
 
 

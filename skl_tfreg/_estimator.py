@@ -779,7 +779,7 @@ class SGDL2Regressor(*_BASES):  # type: ignore[misc]
         p = layout.n_features
         if p > _dask_statistics.MAX_FEATURES and self.precompute is not True:
             raise ValueError(
-                f"Dask input is fitted on statistics of (p + 2)^2 values per partition; "
+                f"Dask input is fitted on statistics of (p + 1 + k)^2 values per partition; "
                 f"with {p} features precompute='auto' declines them (above "
                 f"{_dask_statistics.MAX_FEATURES}; in memory the data passes would run, above "
                 f"{MAX_FEATURES}). Set precompute=True to sum them anyway."

@@ -311,6 +311,15 @@ def test_other_uses_of_dask_input_are_refused(rng):
     reg = SGDL2Regressor().fit(dX, dy)
     with pytest.raises(ValueError, match="expects 5 features"):
         reg.predict(dX[:, :4])
+    with pytest.raises(ValueError, match="must be positive and finite"):
+        SGDL2Regressor().fit(dX, dy, np.inf)
+    named = SGDL2Regressor().fit(dd.from_pandas(pd.DataFrame(X).rename(columns=str),
+                                                npartitions=2), dy.rechunk(150))  # fmt: skip
+    with pytest.raises(ValueError, match="feature names should match"):
+        named.predict(dd.from_pandas(pd.DataFrame(X), npartitions=2))  # int column names
+    with pytest.raises(ValueError, match="0 features"):
+        SGDL2Regressor().fit(dd.from_pandas(pd.DataFrame(index=range(len(y))), npartitions=2),
+                             dd.from_pandas(pd.Series(y), npartitions=2))  # fmt: skip
 
 
 _PREDICT_WITHOUT_TENSORFLOW = """
