@@ -1,5 +1,6 @@
 """Every scikit-learn estimator check: the default, mini-batches (plain and averaged), the CV."""
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skl_tfreg import SGDL2Regressor, SGDL2RegressorCV
@@ -23,13 +24,18 @@ def _expected_failures(estimator):
 
 
 @parametrize_with_checks(
-    [
-        SGDL2Regressor(),
-        SGDL2Regressor(batch_size=4, random_state=0),
-        SGDL2Regressor(batch_size=4, random_state=0, average=True),
-        SGDL2RegressorCV(),
-    ],
+    [SGDL2Regressor(), SGDL2Regressor(batch_size=4, random_state=0), SGDL2RegressorCV()],
     expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+# Averaged SGD: the mini-batch configuration's checks again (about 20 s), in the slow run.
+@pytest.mark.slow
+@parametrize_with_checks(
+    [SGDL2Regressor(batch_size=4, random_state=0, average=True)],
+    expected_failed_checks=_expected_failures,
+)
+def test_averaged_sgd_is_sklearn_compatible(estimator, check):
     check(estimator)
